@@ -1,0 +1,58 @@
+/* backend_impl.h: what a backend implements. For backends only (nn's CPU
+ * backend, nn_cuda); users of the library include backend.h.
+ *
+ * Each backend fills a static const nn_backend_ops and creates its object
+ * with nn_backend_new(). An op entry left NULL means "unsupported". Ops
+ * write detail text into `err` (NN_ERRLEN bytes, never NULL here); the
+ * dispatchers in backend.c pass the backend's own message buffer. */
+#ifndef NN_BACKEND_IMPL_H
+#define NN_BACKEND_IMPL_H
+
+#include "nn/backend.h"
+
+typedef struct nn_backend_ops {
+    /* required */
+    const char *name;
+    nn_device device;
+    nn_status (*alloc)(void *ctx, nn_tensor *t, char *err);
+    void (*release)(void *ctx, nn_tensor *t);
+    nn_status (*copy_to_device)(void *ctx, nn_tensor *dst, const nn_tensor *src, char *err);
+    nn_status (*copy_to_host)(void *ctx, nn_tensor *dst, const nn_tensor *src, char *err);
+    nn_status (*synchronize)(void *ctx, char *err);
+    void (*free_ctx)(void *ctx);
+
+    /* operations, each optional */
+    nn_status (*conv2d_fwd)(void *ctx, nn_tensor *out, const nn_tensor *inp,
+                            const nn_tensor *weight, const nn_tensor *bias,
+                            const nn_conv2d_params *p, nn_tensor *workspace,
+                            char *err);
+    nn_status (*conv2d_bwd)(void *ctx, nn_tensor *dinp, nn_tensor *dweight,
+                            nn_tensor *dbias, const nn_tensor *dout,
+                            const nn_tensor *inp, const nn_tensor *weight,
+                            const nn_conv2d_params *p, nn_tensor *workspace,
+                            char *err);
+    nn_status (*maxpool_fwd)(void *ctx, nn_tensor *out, const nn_tensor *inp,
+                             const nn_pool_params *p, char *err);
+    nn_status (*maxpool_bwd)(void *ctx, nn_tensor *dinp, const nn_tensor *dout,
+                             const nn_tensor *inp, const nn_pool_params *p,
+                             char *err);
+    nn_status (*relu_fwd)(void *ctx, nn_tensor *out, const nn_tensor *inp, char *err);
+    nn_status (*relu_bwd)(void *ctx, nn_tensor *dinp, const nn_tensor *dout,
+                          const nn_tensor *out, char *err);
+    nn_status (*linear_fwd)(void *ctx, nn_tensor *out, const nn_tensor *inp,
+                            const nn_tensor *weight, const nn_tensor *bias,
+                            char *err);
+    nn_status (*linear_bwd)(void *ctx, nn_tensor *dinp, nn_tensor *dweight,
+                            nn_tensor *dbias, const nn_tensor *dout,
+                            const nn_tensor *inp, const nn_tensor *weight,
+                            char *err);
+    nn_status (*softmax_loss)(void *ctx, double *loss, nn_tensor *dscores,
+                              const nn_tensor *scores, const int *labels,
+                              char *err);
+} nn_backend_ops;
+
+/* Creates a backend object around ops and ctx; takes ownership of ctx
+ * (released with ops->free_ctx by nn_backend_free). */
+nn_status nn_backend_new(const nn_backend_ops *ops, void *ctx, nn_backend **out);
+
+#endif

@@ -1,0 +1,139 @@
+/* linear.c: the affine layer (through the BLAS), ReLU, and the softmax
+ * cross-entropy loss: the dense end of a convnet. */
+#include <math.h>
+#include <string.h>
+#include "nn/blas.h"
+#include "nn/layers.h"
+#include "internal.h"
+
+/* inp is read as (N, D); weight (D, M); sets *N, *D, *M. */
+static nn_status linear_check(int *N, int *D, int *M, const nn_tensor *inp,
+                              const nn_tensor *weight, char *err)
+{
+    if (!inp || !inp->data)
+        return nn_fail(err, NN_ERR_ARG, "linear input is NULL");
+    if (inp->device != NN_DEVICE_CPU)
+        return nn_fail(err, NN_ERR_ARG, "linear input is not in host memory");
+    if (inp->ndim < 2 || inp->size == 0)
+        return nn_fail(err, NN_ERR_SHAPE, "linear input must have >= 2 dims (N, D...)");
+    NN_TRY(nn_tensor_check(weight, "linear weight", 2, NULL, err));
+    *N = inp->shape[0];
+    *D = (int)(inp->size / (size_t)*N);
+    *M = weight->shape[1];
+    if (weight->shape[0] != *D)
+        return nn_fail(err, NN_ERR_SHAPE, "linear weight has %d rows, input has %d features",
+                       weight->shape[0], *D);
+    return NN_OK;
+}
+
+nn_status nn_linear_forward(nn_tensor *out, const nn_tensor *inp,
+                            const nn_tensor *weight, const nn_tensor *bias,
+                            char *err)
+{
+    int N, D, M;
+    NN_TRY(linear_check(&N, &D, &M, inp, weight, err));
+    NN_TRY(nn_tensor_check(bias, "linear bias", 1, (int[]){ M }, err));
+    NN_TRY(nn_tensor_check(out, "linear output", 2, (int[]){ N, M }, err));
+    NN_TRY(nn_blas_init(err));
+    for (int n = 0; n < N; n++)
+        memcpy(out->data + (size_t)n * M, bias->data, sizeof(nn_real) * (size_t)M);
+    return nn_gemm(0, 0, N, M, D, 1, inp->data, D, weight->data, M, 1, out->data, M);
+}
+
+nn_status nn_linear_backward(nn_tensor *dinp, nn_tensor *dweight,
+                             nn_tensor *dbias, const nn_tensor *dout,
+                             const nn_tensor *inp, const nn_tensor *weight,
+                             char *err)
+{
+    int N, D, M;
+    NN_TRY(linear_check(&N, &D, &M, inp, weight, err));
+    NN_TRY(nn_tensor_check(dout, "linear dout", 2, (int[]){ N, M }, err));
+    NN_TRY(nn_tensor_check(dweight, "linear dweight", 2, (int[]){ D, M }, err));
+    NN_TRY(nn_tensor_check(dbias, "linear dbias", 1, (int[]){ M }, err));
+    if (dinp) {
+        if (!dinp->data || dinp->device != NN_DEVICE_CPU)
+            return nn_fail(err, NN_ERR_ARG, "linear dinp is NULL or not in host memory");
+        if (dinp->size != inp->size)
+            return nn_fail(err, NN_ERR_SHAPE, "linear dinp has %zu elements, input %zu",
+                           dinp->size, inp->size);
+    }
+    NN_TRY(nn_blas_init(err));
+    for (int n = 0; n < N; n++)
+        for (int m = 0; m < M; m++)
+            dbias->data[m] += dout->data[(size_t)n * M + m];
+    /* dweight (D,M) += inp^T (D,N) @ dout (N,M) */
+    NN_TRY(nn_gemm(1, 0, D, M, N, 1, inp->data, D, dout->data, M, 1, dweight->data, M));
+    if (dinp) /* dinp (N,D) += dout (N,M) @ weight^T (M,D) */
+        NN_TRY(nn_gemm(0, 1, N, D, M, 1, dout->data, M, weight->data, M, 1, dinp->data, D));
+    return NN_OK;
+}
+
+static nn_status same_size(const nn_tensor *a, const char *an, const nn_tensor *b,
+                           const char *bn, char *err)
+{
+    if (!a || !a->data || a->device != NN_DEVICE_CPU)
+        return nn_fail(err, NN_ERR_ARG, "%s is NULL or not in host memory", an);
+    if (!b || !b->data || b->device != NN_DEVICE_CPU)
+        return nn_fail(err, NN_ERR_ARG, "%s is NULL or not in host memory", bn);
+    if (a->size != b->size || a->size == 0)
+        return nn_fail(err, NN_ERR_SHAPE, "%s has %zu elements, %s %zu", an, a->size,
+                       bn, b->size);
+    return NN_OK;
+}
+
+nn_status nn_relu_forward(nn_tensor *out, const nn_tensor *inp, char *err)
+{
+    NN_TRY(same_size(out, "relu output", inp, "relu input", err));
+    const nn_real *x = inp->data;
+    nn_real *y = out->data;
+    for (size_t i = 0; i < inp->size; i++)
+        y[i] = x[i] > 0 ? x[i] : 0;
+    return NN_OK;
+}
+
+nn_status nn_relu_backward(nn_tensor *dinp, const nn_tensor *dout,
+                           const nn_tensor *out, char *err)
+{
+    NN_TRY(same_size(dinp, "relu dinp", dout, "relu dout", err));
+    NN_TRY(same_size(dinp, "relu dinp", out, "relu output", err));
+    const nn_real *dy = dout->data, *y = out->data;
+    nn_real *dx = dinp->data;
+    for (size_t i = 0; i < dinp->size; i++)
+        dx[i] += y[i] > 0 ? dy[i] : 0;
+    return NN_OK;
+}
+
+nn_status nn_softmax_loss(double *loss, nn_tensor *dscores,
+                          const nn_tensor *scores, const int *labels, char *err)
+{
+    if (!loss || !labels)
+        return nn_fail(err, NN_ERR_ARG, "softmax loss: loss or labels is NULL");
+    NN_TRY(nn_tensor_check(scores, "softmax scores", 2, NULL, err));
+    const int N = scores->shape[0], M = scores->shape[1];
+    if (dscores)
+        NN_TRY(nn_tensor_check(dscores, "softmax dscores", 2, (int[]){ N, M }, err));
+    for (int n = 0; n < N; n++)
+        if (labels[n] < 0 || labels[n] >= M)
+            return nn_fail(err, NN_ERR_ARG, "label %d of sample %d is outside 0..%d",
+                           labels[n], n, M - 1);
+    double total = 0;
+    for (int n = 0; n < N; n++) {
+        const nn_real *s = scores->data + (size_t)n * M;
+        /* Shift by the row maximum so exp() cannot overflow. */
+        double mx = s[0], z = 0;
+        for (int m = 1; m < M; m++)
+            mx = s[m] > mx ? s[m] : mx;
+        for (int m = 0; m < M; m++)
+            z += exp(s[m] - mx);
+        double logz = log(z);
+        total += logz - (s[labels[n]] - mx);
+        if (dscores) {
+            nn_real *d = dscores->data + (size_t)n * M;
+            for (int m = 0; m < M; m++)
+                d[m] = (nn_real)(exp(s[m] - mx - logz) / N);
+            d[labels[n]] -= (nn_real)(1.0 / N);
+        }
+    }
+    *loss = total / N;
+    return NN_OK;
+}

@@ -1,0 +1,181 @@
+/* pool.c: max pooling, forward and backward, as the report's loops (_ref)
+ * and as a fast path (_fast) that walks rows with pointers and has a
+ * branch-free special case for the ubiquitous 2x2 window at stride 2.
+ * Ties go to the first maximum in row-major window order, in both. */
+#include "nn/layers.h"
+#include "internal.h"
+
+typedef struct geom {
+    int N, C, H, W, PH, PW, stride, P, Q;
+} geom;
+
+static nn_status pool_check(geom *g, const nn_tensor *out, const nn_tensor *inp,
+                            const nn_pool_params *p, const char *outname, char *err)
+{
+    if (!p)
+        return nn_fail(err, NN_ERR_ARG, "maxpool params are NULL");
+    if (p->pool_h < 1 || p->pool_w < 1)
+        return nn_fail(err, NN_ERR_ARG, "maxpool window must be >= 1x1, got %dx%d",
+                       p->pool_h, p->pool_w);
+    if (p->stride < 1)
+        return nn_fail(err, NN_ERR_ARG, "maxpool stride must be >= 1, got %d", p->stride);
+    NN_TRY(nn_tensor_check(inp, "maxpool input", 4, NULL, err));
+    g->N = inp->shape[0];
+    g->C = inp->shape[1];
+    g->H = inp->shape[2];
+    g->W = inp->shape[3];
+    g->PH = p->pool_h;
+    g->PW = p->pool_w;
+    g->stride = p->stride;
+    if (g->PH > g->H || g->PW > g->W)
+        return nn_fail(err, NN_ERR_SHAPE, "maxpool window %dx%d is larger than the input %dx%d",
+                       g->PH, g->PW, g->H, g->W);
+    g->P = 1 + (g->H - g->PH) / g->stride;
+    g->Q = 1 + (g->W - g->PW) / g->stride;
+    return nn_tensor_check(out, outname, 4, (int[]){ g->N, g->C, g->P, g->Q }, err);
+}
+
+/* Index within one (H,W) plane of the first maximum of window (oh, ow). */
+static size_t window_argmax(const nn_real *x, const geom *g, int oh, int ow)
+{
+    size_t best = (size_t)(oh * g->stride) * g->W + (size_t)(ow * g->stride);
+    for (int r = 0; r < g->PH; r++)
+        for (int s = 0; s < g->PW; s++) {
+            size_t i = (size_t)(oh * g->stride + r) * g->W + (size_t)(ow * g->stride + s);
+            if (x[i] > x[best])
+                best = i;
+        }
+    return best;
+}
+
+/* ---- reference -------------------------------------------------------- */
+
+nn_status nn_maxpool_forward_ref(nn_tensor *out, const nn_tensor *inp,
+                                 const nn_pool_params *p, char *err)
+{
+    geom g;
+    NN_TRY(pool_check(&g, out, inp, p, "maxpool output", err));
+    for (int n = 0; n < g.N; n++)
+        for (int c = 0; c < g.C; c++) {
+            const nn_real *x = inp->data + ((size_t)n * g.C + c) * g.H * g.W;
+            nn_real *y = out->data + ((size_t)n * g.C + c) * g.P * g.Q;
+            for (int oh = 0; oh < g.P; oh++)
+                for (int ow = 0; ow < g.Q; ow++)
+                    y[oh * g.Q + ow] = x[window_argmax(x, &g, oh, ow)];
+        }
+    return NN_OK;
+}
+
+nn_status nn_maxpool_backward_ref(nn_tensor *dinp, const nn_tensor *dout,
+                                  const nn_tensor *inp, const nn_pool_params *p,
+                                  char *err)
+{
+    geom g;
+    NN_TRY(pool_check(&g, dout, inp, p, "maxpool dout", err));
+    NN_TRY(nn_tensor_check(dinp, "maxpool dinp", 4,
+                           (int[]){ g.N, g.C, g.H, g.W }, err));
+    for (int n = 0; n < g.N; n++)
+        for (int c = 0; c < g.C; c++) {
+            size_t plane = (size_t)n * g.C + c;
+            const nn_real *x = inp->data + plane * g.H * g.W;
+            const nn_real *dy = dout->data + plane * g.P * g.Q;
+            nn_real *dx = dinp->data + plane * g.H * g.W;
+            for (int oh = 0; oh < g.P; oh++)
+                for (int ow = 0; ow < g.Q; ow++)
+                    dx[window_argmax(x, &g, oh, ow)] += dy[oh * g.Q + ow];
+        }
+    return NN_OK;
+}
+
+/* ---- fast ------------------------------------------------------------- */
+
+nn_status nn_maxpool_forward_fast(nn_tensor *out, const nn_tensor *inp,
+                                  const nn_pool_params *p, char *err)
+{
+    geom g;
+    NN_TRY(pool_check(&g, out, inp, p, "maxpool output", err));
+    const size_t planes = (size_t)g.N * g.C;
+    if (g.PH == 2 && g.PW == 2 && g.stride == 2) {
+        for (size_t pl = 0; pl < planes; pl++) {
+            const nn_real *x = inp->data + pl * g.H * g.W;
+            nn_real *y = out->data + pl * g.P * g.Q;
+            for (int oh = 0; oh < g.P; oh++) {
+                const nn_real *r0 = x + (size_t)(2 * oh) * g.W, *r1 = r0 + g.W;
+                nn_real *yo = y + (size_t)oh * g.Q;
+                for (int ow = 0; ow < g.Q; ow++) {
+                    nn_real a = r0[2 * ow] > r0[2 * ow + 1] ? r0[2 * ow] : r0[2 * ow + 1];
+                    nn_real b = r1[2 * ow] > r1[2 * ow + 1] ? r1[2 * ow] : r1[2 * ow + 1];
+                    yo[ow] = a > b ? a : b;
+                }
+            }
+        }
+        return NN_OK;
+    }
+    for (size_t pl = 0; pl < planes; pl++) {
+        const nn_real *x = inp->data + pl * g.H * g.W;
+        nn_real *y = out->data + pl * g.P * g.Q;
+        for (int oh = 0; oh < g.P; oh++) {
+            nn_real *yo = y + (size_t)oh * g.Q;
+            /* Row by row over the window: the first row initialises. */
+            const nn_real *row = x + (size_t)(oh * g.stride) * g.W;
+            for (int ow = 0; ow < g.Q; ow++) {
+                const nn_real *w0 = row + ow * g.stride;
+                nn_real m = w0[0];
+                for (int s = 1; s < g.PW; s++)
+                    m = w0[s] > m ? w0[s] : m;
+                yo[ow] = m;
+            }
+            for (int r = 1; r < g.PH; r++) {
+                row += g.W;
+                for (int ow = 0; ow < g.Q; ow++) {
+                    const nn_real *w0 = row + ow * g.stride;
+                    nn_real m = yo[ow];
+                    for (int s = 0; s < g.PW; s++)
+                        m = w0[s] > m ? w0[s] : m;
+                    yo[ow] = m;
+                }
+            }
+        }
+    }
+    return NN_OK;
+}
+
+nn_status nn_maxpool_backward_fast(nn_tensor *dinp, const nn_tensor *dout,
+                                   const nn_tensor *inp, const nn_pool_params *p,
+                                   char *err)
+{
+    geom g;
+    NN_TRY(pool_check(&g, dout, inp, p, "maxpool dout", err));
+    NN_TRY(nn_tensor_check(dinp, "maxpool dinp", 4,
+                           (int[]){ g.N, g.C, g.H, g.W }, err));
+    const size_t planes = (size_t)g.N * g.C;
+    if (g.PH == 2 && g.PW == 2 && g.stride == 2) {
+        for (size_t pl = 0; pl < planes; pl++) {
+            const nn_real *x = inp->data + pl * g.H * g.W;
+            const nn_real *dy = dout->data + pl * g.P * g.Q;
+            nn_real *dx = dinp->data + pl * g.H * g.W;
+            for (int oh = 0; oh < g.P; oh++) {
+                size_t top = (size_t)(2 * oh) * g.W;
+                for (int ow = 0; ow < g.Q; ow++) {
+                    /* Window order 0,1 (top row), W,W+1: strict > keeps the
+                     * first maximum. */
+                    size_t i = top + 2 * (size_t)ow, best = i;
+                    if (x[i + 1] > x[best]) best = i + 1;
+                    if (x[i + g.W] > x[best]) best = i + g.W;
+                    if (x[i + g.W + 1] > x[best]) best = i + g.W + 1;
+                    dx[best] += dy[(size_t)oh * g.Q + ow];
+                }
+            }
+        }
+        return NN_OK;
+    }
+    for (size_t pl = 0; pl < planes; pl++) {
+        const nn_real *x = inp->data + pl * g.H * g.W;
+        const nn_real *dy = dout->data + pl * g.P * g.Q;
+        nn_real *dx = dinp->data + pl * g.H * g.W;
+        for (int oh = 0; oh < g.P; oh++)
+            for (int ow = 0; ow < g.Q; ow++)
+                dx[window_argmax(x, &g, oh, ow)] += dy[(size_t)oh * g.Q + ow];
+    }
+    return NN_OK;
+}
