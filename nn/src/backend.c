@@ -50,6 +50,12 @@ int nn_backend_supports(const nn_backend *b, nn_op op)
     case NN_OP_LINEAR_FWD: return o->linear_fwd != NULL;
     case NN_OP_LINEAR_BWD: return o->linear_bwd != NULL;
     case NN_OP_SOFTMAX_LOSS: return o->softmax_loss != NULL;
+    case NN_OP_BATCHNORM_FWD: return o->batchnorm_fwd != NULL;
+    case NN_OP_BATCHNORM_BWD: return o->batchnorm_bwd != NULL;
+    case NN_OP_DROPOUT_FWD: return o->dropout_fwd != NULL;
+    case NN_OP_DROPOUT_BWD: return o->dropout_bwd != NULL;
+    case NN_OP_OPTIM_STEP: return o->optim_step != NULL;
+    case NN_OP_L2_REG: return o->l2_reg != NULL;
     case NN_OP_COUNT: break;
     }
     return 0;
@@ -90,7 +96,9 @@ nn_status nn_tensor_copy(nn_backend *b, nn_tensor *dst, const nn_tensor *src)
     }
     if (src->device == NN_DEVICE_CPU)
         DISPATCH(b, copy_to_device, dst, src);
-    DISPATCH(b, copy_to_host, dst, src);
+    if (dst->device == NN_DEVICE_CPU)
+        DISPATCH(b, copy_to_host, dst, src);
+    DISPATCH(b, copy_on_device, dst, src);
 }
 
 nn_status nn_backend_synchronize(nn_backend *b)
@@ -158,7 +166,56 @@ nn_status nn_backend_linear_backward(nn_backend *b, nn_tensor *dinp,
 }
 
 nn_status nn_backend_softmax_loss(nn_backend *b, double *loss, nn_tensor *dscores,
-                                  const nn_tensor *scores, const int *labels)
+                                  const nn_tensor *scores, const nn_tensor *labels)
 {
     DISPATCH(b, softmax_loss, loss, dscores, scores, labels);
 }
+
+nn_status nn_backend_batchnorm_forward(nn_backend *b, nn_tensor *out,
+                                       nn_tensor *save_mean, nn_tensor *save_invstd,
+                                       nn_tensor *running_mean, nn_tensor *running_var,
+                                       const nn_tensor *inp, const nn_tensor *gamma,
+                                       const nn_tensor *beta,
+                                       const nn_batchnorm_params *p)
+{
+    DISPATCH(b, batchnorm_fwd, out, save_mean, save_invstd, running_mean,
+             running_var, inp, gamma, beta, p);
+}
+
+nn_status nn_backend_batchnorm_backward(nn_backend *b, nn_tensor *dinp,
+                                        nn_tensor *dgamma, nn_tensor *dbeta,
+                                        const nn_tensor *dout, const nn_tensor *inp,
+                                        const nn_tensor *gamma,
+                                        const nn_tensor *save_mean,
+                                        const nn_tensor *save_invstd)
+{
+    DISPATCH(b, batchnorm_bwd, dinp, dgamma, dbeta, dout, inp, gamma, save_mean,
+             save_invstd);
+}
+
+nn_status nn_backend_dropout_forward(nn_backend *b, nn_tensor *out, nn_tensor *mask,
+                                     const nn_tensor *inp, double p, uint64_t seed)
+{
+    DISPATCH(b, dropout_fwd, out, mask, inp, p, seed);
+}
+
+nn_status nn_backend_dropout_backward(nn_backend *b, nn_tensor *dinp,
+                                      const nn_tensor *dout, const nn_tensor *mask)
+{
+    DISPATCH(b, dropout_bwd, dinp, dout, mask);
+}
+
+nn_status nn_backend_optim_step(nn_backend *b, nn_tensor *param, nn_tensor *state,
+                                const nn_tensor *grad, const nn_optim_params *p,
+                                long t)
+{
+    DISPATCH(b, optim_step, param, state, grad, p, t);
+}
+
+nn_status nn_backend_l2_reg(nn_backend *b, double *sumsq, nn_tensor *grad,
+                            const nn_tensor *param, double reg)
+{
+    DISPATCH(b, l2_reg, sumsq, grad, param, reg);
+}
+
+nn_status nn_backend_zero(nn_backend *b, nn_tensor *t) { DISPATCH(b, zero, t); }

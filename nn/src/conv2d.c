@@ -67,7 +67,7 @@ static nn_status conv_check_grads(const geom *g, const nn_tensor *dinp,
                                (int[]){ g->N, g->C, g->H, g->W }, err));
     NN_TRY(nn_tensor_check(dweight, "conv2d dweight", 4,
                            (int[]){ g->K, g->C, g->R, g->S }, err));
-    return nn_tensor_check(dbias, "conv2d dbias", 1, (int[]){ g->K }, err);
+    return dbias ? nn_tensor_check(dbias, "conv2d dbias", 1, (int[]){ g->K }, err) : NN_OK;
 }
 
 size_t nn_conv2d_workspace_size(const nn_tensor *inp, const nn_tensor *weight,
@@ -101,14 +101,15 @@ nn_status nn_conv2d_forward_ref(nn_tensor *out, const nn_tensor *inp,
     (void)workspace;
     geom g;
     NN_TRY(conv_check(&g, out, inp, weight, p, "conv2d output", err));
-    NN_TRY(nn_tensor_check(bias, "conv2d bias", 1, (int[]){ g.K }, err));
-    const nn_real *x = inp->data, *w = weight->data, *b = bias->data;
+    if (bias)
+        NN_TRY(nn_tensor_check(bias, "conv2d bias", 1, (int[]){ g.K }, err));
+    const nn_real *x = inp->data, *w = weight->data, *b = bias ? bias->data : NULL;
     nn_real *y = out->data;
     for (int n = 0; n < g.N; n++)
         for (int k = 0; k < g.K; k++)
             for (int oh = 0; oh < g.P; oh++)
                 for (int ow = 0; ow < g.Q; ow++) {
-                    nn_real sum = b[k];
+                    nn_real sum = b ? b[k] : 0;
                     for (int c = 0; c < g.C; c++)
                         for (int r = 0; r < g.R; r++) {
                             int ih = oh * g.stride - g.pad + r;
@@ -138,13 +139,15 @@ nn_status nn_conv2d_backward_ref(nn_tensor *dinp, nn_tensor *dweight,
     NN_TRY(conv_check(&g, dout, inp, weight, p, "conv2d dout", err));
     NN_TRY(conv_check_grads(&g, dinp, dweight, dbias, err));
     const nn_real *x = inp->data, *w = weight->data, *dy = dout->data;
-    nn_real *dx = dinp ? dinp->data : NULL, *dw = dweight->data, *db = dbias->data;
+    nn_real *dx = dinp ? dinp->data : NULL, *dw = dweight->data;
+    nn_real *db = dbias ? dbias->data : NULL;
     for (int n = 0; n < g.N; n++)
         for (int k = 0; k < g.K; k++)
             for (int oh = 0; oh < g.P; oh++)
                 for (int ow = 0; ow < g.Q; ow++) {
                     nn_real d = dy[((size_t)(n * g.K + k) * g.P + oh) * g.Q + ow];
-                    db[k] += d;
+                    if (db)
+                        db[k] += d;
                     for (int c = 0; c < g.C; c++)
                         for (int r = 0; r < g.R; r++) {
                             int ih = oh * g.stride - g.pad + r;
@@ -246,7 +249,8 @@ nn_status nn_conv2d_forward_gemm(nn_tensor *out, const nn_tensor *inp,
 {
     geom g;
     NN_TRY(conv_check(&g, out, inp, weight, p, "conv2d output", err));
-    NN_TRY(nn_tensor_check(bias, "conv2d bias", 1, (int[]){ g.K }, err));
+    if (bias)
+        NN_TRY(nn_tensor_check(bias, "conv2d bias", 1, (int[]){ g.K }, err));
     NN_TRY(check_workspace(&g, workspace, err));
     NN_TRY(nn_blas_init(err));
     const int CRS = g.C * g.R * g.S, PQ = g.P * g.Q;
@@ -256,7 +260,7 @@ nn_status nn_conv2d_forward_gemm(nn_tensor *out, const nn_tensor *inp,
         /* Bias first, then GEMM with beta = 1 adds the convolution. */
         for (int k = 0; k < g.K; k++)
             for (int i = 0; i < PQ; i++)
-                y[(size_t)k * PQ + i] = bias->data[k];
+                y[(size_t)k * PQ + i] = bias ? bias->data[k] : 0;
         im2col(workspace->data, x, &g);
         nn_gemm(0, 0, g.K, PQ, CRS, 1, weight->data, CRS, workspace->data, PQ,
                 1, y, PQ);
@@ -280,7 +284,7 @@ nn_status nn_conv2d_backward_gemm(nn_tensor *dinp, nn_tensor *dweight,
     for (int n = 0; n < g.N; n++) {
         const nn_real *x = inp->data + (size_t)n * g.C * g.H * g.W;
         const nn_real *dy = dout->data + (size_t)n * g.K * PQ;
-        for (int k = 0; k < g.K; k++) {
+        for (int k = 0; dbias && k < g.K; k++) {
             nn_real sum = 0;
             for (int i = 0; i < PQ; i++)
                 sum += dy[(size_t)k * PQ + i];

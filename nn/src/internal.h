@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include "nn/status.h"
+#include "nn/tensor.h"
 
 #if defined(__GNUC__)
 #define NN_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -17,5 +18,17 @@ nn_status nn_fail(char *err, nn_status s, const char *fmt, ...) NN_PRINTF(3, 4);
 
 /* Returns the status of an expression early when it is not NN_OK. */
 #define NN_TRY(expr) do { nn_status _s = (expr); if (_s != NN_OK) return _s; } while (0)
+
+#ifdef NN_DOUBLE
+#define nn_sqrt sqrt
+#else
+#define nn_sqrt sqrtf
+#endif
+
+/* nn_softmax_loss with labels as a tensor of nn_real-coded class indices
+ * (the backend op's form). */
+nn_status nn_softmax_loss_real(double *loss, nn_tensor *dscores,
+                               const nn_tensor *scores, const nn_tensor *labels,
+                               char *err);
 
 #endif

@@ -103,19 +103,25 @@ nn_status nn_relu_backward(nn_tensor *dinp, const nn_tensor *dout,
     return NN_OK;
 }
 
-nn_status nn_softmax_loss(double *loss, nn_tensor *dscores,
-                          const nn_tensor *scores, const int *labels, char *err)
+/* Labels come either as ints or as nn_real-coded ints; exactly one of
+ * ilab, rlab is non-NULL. */
+static nn_status softmax_loss(double *loss, nn_tensor *dscores,
+                              const nn_tensor *scores, const int *ilab,
+                              const nn_real *rlab, char *err)
 {
-    if (!loss || !labels)
+    if (!loss || (!ilab && !rlab))
         return nn_fail(err, NN_ERR_ARG, "softmax loss: loss or labels is NULL");
     NN_TRY(nn_tensor_check(scores, "softmax scores", 2, NULL, err));
     const int N = scores->shape[0], M = scores->shape[1];
     if (dscores)
         NN_TRY(nn_tensor_check(dscores, "softmax dscores", 2, (int[]){ N, M }, err));
-    for (int n = 0; n < N; n++)
-        if (labels[n] < 0 || labels[n] >= M)
-            return nn_fail(err, NN_ERR_ARG, "label %d of sample %d is outside 0..%d",
-                           labels[n], n, M - 1);
+    for (int n = 0; n < N; n++) {
+        double l = ilab ? ilab[n] : rlab[n];
+        if (!(l >= 0 && l < M) || l != (int)l)
+            return nn_fail(err, NN_ERR_ARG, "label %g of sample %d is outside 0..%d",
+                           l, n, M - 1);
+    }
+#define LABEL(n) (ilab ? ilab[n] : (int)rlab[n])
     double total = 0;
     for (int n = 0; n < N; n++) {
         const nn_real *s = scores->data + (size_t)n * M;
@@ -126,14 +132,31 @@ nn_status nn_softmax_loss(double *loss, nn_tensor *dscores,
         for (int m = 0; m < M; m++)
             z += exp(s[m] - mx);
         double logz = log(z);
-        total += logz - (s[labels[n]] - mx);
+        total += logz - (s[LABEL(n)] - mx);
         if (dscores) {
             nn_real *d = dscores->data + (size_t)n * M;
             for (int m = 0; m < M; m++)
                 d[m] = (nn_real)(exp(s[m] - mx - logz) / N);
-            d[labels[n]] -= (nn_real)(1.0 / N);
+            d[LABEL(n)] -= (nn_real)(1.0 / N);
         }
     }
+#undef LABEL
     *loss = total / N;
     return NN_OK;
+}
+
+nn_status nn_softmax_loss(double *loss, nn_tensor *dscores,
+                          const nn_tensor *scores, const int *labels, char *err)
+{
+    return softmax_loss(loss, dscores, scores, labels, NULL, err);
+}
+
+nn_status nn_softmax_loss_real(double *loss, nn_tensor *dscores,
+                               const nn_tensor *scores, const nn_tensor *labels,
+                               char *err)
+{
+    if (!labels || !scores)
+        return nn_fail(err, NN_ERR_ARG, "softmax loss: scores or labels is NULL");
+    NN_TRY(nn_tensor_check(labels, "softmax labels", 1, (int[]){ scores->shape[0] }, err));
+    return softmax_loss(loss, dscores, scores, NULL, labels->data, err);
 }

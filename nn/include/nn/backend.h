@@ -9,6 +9,7 @@
 #define NN_BACKEND_H
 
 #include "nn/layers.h"
+#include "nn/optim.h"
 
 typedef struct nn_backend nn_backend;
 
@@ -23,6 +24,12 @@ typedef enum nn_op {
     NN_OP_LINEAR_FWD,
     NN_OP_LINEAR_BWD,
     NN_OP_SOFTMAX_LOSS,
+    NN_OP_BATCHNORM_FWD,
+    NN_OP_BATCHNORM_BWD,
+    NN_OP_DROPOUT_FWD,
+    NN_OP_DROPOUT_BWD,
+    NN_OP_OPTIM_STEP,
+    NN_OP_L2_REG,
     NN_OP_COUNT
 } nn_op;
 
@@ -85,9 +92,37 @@ nn_status nn_backend_linear_backward(nn_backend *b, nn_tensor *dinp,
                                      nn_tensor *dweight, nn_tensor *dbias,
                                      const nn_tensor *dout, const nn_tensor *inp,
                                      const nn_tensor *weight);
-/* labels: N ints in b's device memory (nn_backend_alloc'd for CUDA). */
+/* labels (N) on b's device holds class indices as nn_real (exact below
+ * 2^24), so labels travel as tensors like everything else. *loss is on
+ * the host (the one value per step a backend hands back). */
 nn_status nn_backend_softmax_loss(nn_backend *b, double *loss,
                                   nn_tensor *dscores, const nn_tensor *scores,
-                                  const int *labels);
+                                  const nn_tensor *labels);
+nn_status nn_backend_batchnorm_forward(nn_backend *b, nn_tensor *out,
+                                       nn_tensor *save_mean, nn_tensor *save_invstd,
+                                       nn_tensor *running_mean, nn_tensor *running_var,
+                                       const nn_tensor *inp, const nn_tensor *gamma,
+                                       const nn_tensor *beta,
+                                       const nn_batchnorm_params *p);
+nn_status nn_backend_batchnorm_backward(nn_backend *b, nn_tensor *dinp,
+                                        nn_tensor *dgamma, nn_tensor *dbeta,
+                                        const nn_tensor *dout, const nn_tensor *inp,
+                                        const nn_tensor *gamma,
+                                        const nn_tensor *save_mean,
+                                        const nn_tensor *save_invstd);
+nn_status nn_backend_dropout_forward(nn_backend *b, nn_tensor *out, nn_tensor *mask,
+                                     const nn_tensor *inp, double p, uint64_t seed);
+nn_status nn_backend_dropout_backward(nn_backend *b, nn_tensor *dinp,
+                                      const nn_tensor *dout, const nn_tensor *mask);
+nn_status nn_backend_optim_step(nn_backend *b, nn_tensor *param, nn_tensor *state,
+                                const nn_tensor *grad, const nn_optim_params *p,
+                                long t);
+/* *sumsq is on the host. */
+nn_status nn_backend_l2_reg(nn_backend *b, double *sumsq, nn_tensor *grad,
+                            const nn_tensor *param, double reg);
+
+/* Sets every element of t (on b's device) to zero. Required of every
+ * backend. */
+nn_status nn_backend_zero(nn_backend *b, nn_tensor *t);
 
 #endif

@@ -19,6 +19,10 @@ typedef struct nn_backend_ops {
     nn_status (*copy_to_device)(void *ctx, nn_tensor *dst, const nn_tensor *src, char *err);
     nn_status (*copy_to_host)(void *ctx, nn_tensor *dst, const nn_tensor *src, char *err);
     nn_status (*synchronize)(void *ctx, char *err);
+    /* dst and src both on this device, same size (a model's best-params
+     * copy). */
+    nn_status (*copy_on_device)(void *ctx, nn_tensor *dst, const nn_tensor *src, char *err);
+    nn_status (*zero)(void *ctx, nn_tensor *t, char *err);
     void (*free_ctx)(void *ctx);
 
     /* operations, each optional */
@@ -47,8 +51,28 @@ typedef struct nn_backend_ops {
                             const nn_tensor *inp, const nn_tensor *weight,
                             char *err);
     nn_status (*softmax_loss)(void *ctx, double *loss, nn_tensor *dscores,
-                              const nn_tensor *scores, const int *labels,
+                              const nn_tensor *scores, const nn_tensor *labels,
                               char *err);
+    nn_status (*batchnorm_fwd)(void *ctx, nn_tensor *out, nn_tensor *save_mean,
+                               nn_tensor *save_invstd, nn_tensor *running_mean,
+                               nn_tensor *running_var, const nn_tensor *inp,
+                               const nn_tensor *gamma, const nn_tensor *beta,
+                               const nn_batchnorm_params *p, char *err);
+    nn_status (*batchnorm_bwd)(void *ctx, nn_tensor *dinp, nn_tensor *dgamma,
+                               nn_tensor *dbeta, const nn_tensor *dout,
+                               const nn_tensor *inp, const nn_tensor *gamma,
+                               const nn_tensor *save_mean,
+                               const nn_tensor *save_invstd, char *err);
+    nn_status (*dropout_fwd)(void *ctx, nn_tensor *out, nn_tensor *mask,
+                             const nn_tensor *inp, double p, uint64_t seed,
+                             char *err);
+    nn_status (*dropout_bwd)(void *ctx, nn_tensor *dinp, const nn_tensor *dout,
+                             const nn_tensor *mask, char *err);
+    nn_status (*optim_step)(void *ctx, nn_tensor *param, nn_tensor *state,
+                            const nn_tensor *grad, const nn_optim_params *p,
+                            long t, char *err);
+    nn_status (*l2_reg)(void *ctx, double *sumsq, nn_tensor *grad,
+                        const nn_tensor *param, double reg, char *err);
 } nn_backend_ops;
 
 /* Creates a backend object around ops and ctx; takes ownership of ctx

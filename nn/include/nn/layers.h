@@ -21,11 +21,13 @@
 #ifndef NN_LAYERS_H
 #define NN_LAYERS_H
 
+#include <stdint.h>
 #include "nn/tensor.h"
 
 /* ---- convolution ------------------------------------------------------ */
 
-/* inp (N,C,H,W), weight (K,C,R,S), bias (K), out (N,K,P,Q) with
+/* inp (N,C,H,W), weight (K,C,R,S), bias (K) or NULL (no bias: a conv
+ * followed by batch norm has no use for one), out (N,K,P,Q) with
  * P = 1 + (H + 2*pad - R) / stride, Q = 1 + (W + 2*pad - S) / stride (floor).
  * Zero padding. stride >= 1, pad >= 0, R <= H + 2*pad, S <= W + 2*pad. */
 typedef struct nn_conv2d_params {
@@ -53,7 +55,8 @@ nn_status nn_conv2d_forward_gemm(nn_tensor *out, const nn_tensor *inp,
                                  char *err);
 
 /* dout (N,K,P,Q). dinp may be NULL: the first layer of a net has no use for
- * the gradient of its input and skips that work. */
+ * the gradient of its input and skips that work. dbias may be NULL (a conv
+ * without bias). */
 nn_status nn_conv2d_backward_ref(nn_tensor *dinp, nn_tensor *dweight,
                                  nn_tensor *dbias, const nn_tensor *dout,
                                  const nn_tensor *inp, const nn_tensor *weight,
@@ -156,5 +159,47 @@ nn_status nn_linear_relu_backward(nn_tensor *dinp, nn_tensor *dweight,
                                   const nn_tensor *inp, const nn_tensor *weight,
                                   const nn_tensor *out, nn_tensor *dact,
                                   char *err);
+
+/* ---- batch normalisation ---------------------------------------------- */
+
+/* inp is (N,C,H,W) for spatial batch norm (statistics per channel over N, H
+ * and W) or (N,C) for the 1-d kind (per feature over N). gamma, beta,
+ * running_mean, running_var, save_mean, save_invstd are (C).
+ * training: normalises with the batch's mean and biased variance, writes
+ *   save_mean and save_invstd = 1/sqrt(var + eps) for backward, and updates
+ *   running = momentum * running + (1 - momentum) * batch (CS231n's rule;
+ *   the running variance is the biased one too).
+ * testing: normalises with the running statistics; save_* are not written
+ *   and may be NULL. */
+typedef struct nn_batchnorm_params {
+    double eps;       /* e.g. 1e-5 */
+    double momentum;  /* e.g. 0.9 */
+    int training;
+} nn_batchnorm_params;
+
+nn_status nn_batchnorm_forward(nn_tensor *out, nn_tensor *save_mean,
+                               nn_tensor *save_invstd, nn_tensor *running_mean,
+                               nn_tensor *running_var, const nn_tensor *inp,
+                               const nn_tensor *gamma, const nn_tensor *beta,
+                               const nn_batchnorm_params *p, char *err);
+/* After a training-mode forward. dinp may be NULL. Accumulates. */
+nn_status nn_batchnorm_backward(nn_tensor *dinp, nn_tensor *dgamma,
+                                nn_tensor *dbeta, const nn_tensor *dout,
+                                const nn_tensor *inp, const nn_tensor *gamma,
+                                const nn_tensor *save_mean,
+                                const nn_tensor *save_invstd, char *err);
+
+/* ---- dropout (inverted) ----------------------------------------------- */
+
+/* Keeps each element with probability 1 - p and scales it by 1/(1 - p):
+ * mask[i] = nn_hash_uniform(seed, i) >= p ? 1/(1-p) : 0 (rng.h), out = inp
+ * * mask. Any shape; mask has inp's size. 0 <= p < 1. The mask depends only
+ * on (seed, i), so every backend draws the same one. */
+nn_status nn_dropout_forward(nn_tensor *out, nn_tensor *mask,
+                             const nn_tensor *inp, double p, uint64_t seed,
+                             char *err);
+/* dinp += dout * mask. */
+nn_status nn_dropout_backward(nn_tensor *dinp, const nn_tensor *dout,
+                              const nn_tensor *mask, char *err);
 
 #endif
