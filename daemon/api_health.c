@@ -1,0 +1,30 @@
+/* api_health.c: GET /v1/health, the liveness and inventory probe.
+ *
+ * It reports what the daemon was started with (version, devices, BLAS); it
+ * does not probe devices or the store on every call, so it stays cheap
+ * enough for a load balancer to poll. */
+#include <time.h>
+
+#include "api.h"
+#include "app.h"
+
+void api_health_get(const http_req *req, http_reply *rep)
+{
+    const app *a = req->app;
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *devices = cJSON_CreateArray();
+    cJSON *cpu = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(doc, "status", "ok");
+    cJSON_AddStringToObject(doc, "version", CONVNETD_VERSION);
+    cJSON_AddNumberToObject(doc, "uptime_s", (double)(time(NULL) - a->started));
+    /* GPUs join this list when the CUDA workers arrive; the CPU is always
+     * there because nn's CPU backend is always built. */
+    cJSON_AddStringToObject(cpu, "name", "cpu");
+    cJSON_AddStringToObject(cpu, "kind", "cpu");
+    cJSON_AddNumberToObject(cpu, "threads", a->cpu_threads);
+    cJSON_AddItemToArray(devices, cpu);
+    cJSON_AddItemToObject(doc, "devices", devices);
+    cJSON_AddStringToObject(doc, "blas", a->blas != NULL ? a->blas : "unknown");
+    http_reply_json(rep, 200, doc);
+}

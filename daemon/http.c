@@ -1,0 +1,482 @@
+/* http.c: the route table, routing, replies, and the libmicrohttpd glue.
+ *
+ * Each request gets a context on MHD's first callback; the body is collected
+ * up to the route's limit; errors found before the handler runs (404, 405,
+ * 413, bad JSON) are stored and sent once the body is drained; JSON is parsed
+ * here, once. The context is freed only in the completed callback. What
+ * each endpoint does is in api_*.c, not here. */
+#include "http.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <microhttpd.h>
+
+#include "api.h"
+#include "log.h"
+#include "util.h"
+
+/* ---- the route table ---- */
+
+const http_route http_routes[] = {
+    { .method = "GET", .path = "/v1/health", .handler = api_health_get },
+};
+const size_t http_routes_count = sizeof http_routes / sizeof http_routes[0];
+
+/* Connection threads are bounded by this (one thread per connection). */
+#define HTTP_CONNECTION_LIMIT 64
+/* Seconds of silence before an idle or trickling client is dropped. */
+#define HTTP_IDLE_TIMEOUT 60
+
+/* ---- errors and replies ---- */
+
+static const struct {
+    const char *code;
+    unsigned status;
+} errors[HTTP_ERR_COUNT] = {
+    [HTTP_ERR_INVALID_ARGUMENT] = { "invalid_argument", 400 },
+    [HTTP_ERR_INVALID_JSON] = { "invalid_json", 400 },
+    [HTTP_ERR_UNAUTHORIZED] = { "unauthorized", 401 },
+    [HTTP_ERR_NOT_FOUND] = { "not_found", 404 },
+    [HTTP_ERR_METHOD_NOT_ALLOWED] = { "method_not_allowed", 405 },
+    [HTTP_ERR_CONFLICT] = { "conflict", 409 },
+    [HTTP_ERR_PAYLOAD_TOO_LARGE] = { "payload_too_large", 413 },
+    [HTTP_ERR_UNSUPPORTED_MEDIA] = { "unsupported_media_type", 415 },
+    [HTTP_ERR_INTERNAL] = { "internal", 500 },
+    [HTTP_ERR_UNAVAILABLE] = { "unavailable", 503 },
+};
+
+const char *http_err_code(http_err e)
+{
+    return (unsigned)e < HTTP_ERR_COUNT ? errors[e].code : "internal";
+}
+
+unsigned http_err_status(http_err e)
+{
+    return (unsigned)e < HTTP_ERR_COUNT ? errors[e].status : 500;
+}
+
+void http_reply_clear(http_reply *rep)
+{
+    if (rep == NULL)
+        return;
+    free(rep->body);
+    memset(rep, 0, sizeof *rep);
+}
+
+/* The reply of last resort, when even building an error document failed. */
+static void reply_internal_static(http_reply *rep)
+{
+    static const char body[] =
+        "{\"error\":{\"code\":\"internal\",\"message\":\"cannot build the reply\","
+        "\"field\":null}}\n";
+    free(rep->body);
+    rep->status = 500;
+    rep->content_type = "application/json";
+    rep->body = xstrdup(body);
+    rep->len = sizeof body - 1;
+}
+
+void http_reply_json(http_reply *rep, unsigned status, cJSON *doc)
+{
+    char *text = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
+    size_t n;
+
+    cJSON_Delete(doc);
+    if (text == NULL) {
+        reply_internal_static(rep);
+        return;
+    }
+    n = strlen(text);
+    free(rep->body);
+    rep->body = xmalloc(n + 2);
+    memcpy(rep->body, text, n);
+    rep->body[n] = '\n';
+    rep->body[n + 1] = '\0';
+    rep->len = n + 1;
+    rep->status = status;
+    rep->content_type = "application/json";
+    cJSON_free(text);
+}
+
+void http_reply_error(http_reply *rep, http_err code, const char *field,
+                      const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *err = cJSON_AddObjectToObject(doc, "error");
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON_AddStringToObject(err, "code", http_err_code(code));
+    cJSON_AddStringToObject(err, "message", msg);
+    if (field != NULL)
+        cJSON_AddStringToObject(err, "field", field);
+    else
+        cJSON_AddNullToObject(err, "field");
+    http_reply_json(rep, http_err_status(code), doc);
+}
+
+/* ---- routing ---- */
+
+const char *http_param(const http_params *params, const char *name)
+{
+    for (int i = 0; i < params->n; i++)
+        if (strcmp(params->p[i].name, name) == 0)
+            return params->p[i].value;
+    return NULL;
+}
+
+/* Matches path against pattern segment by segment, capturing {name}
+ * segments into *params. Returns 1 on a match. */
+static int pattern_match(const char *pat, const char *path, http_params *params)
+{
+    params->n = 0;
+    if (*pat != '/' || *path != '/')
+        return 0;
+    while (*pat == '/' && *path == '/') {
+        const char *pend, *send;
+        size_t plen, slen;
+
+        pat++;
+        path++;
+        pend = strchr(pat, '/');
+        send = strchr(path, '/');
+        plen = pend != NULL ? (size_t)(pend - pat) : strlen(pat);
+        slen = send != NULL ? (size_t)(send - path) : strlen(path);
+        if (plen >= 2 && pat[0] == '{' && pat[plen - 1] == '}') {
+            size_t nlen = plen - 2;
+            if (slen == 0 || slen >= HTTP_PARAM_VALUE_MAX ||
+                nlen >= HTTP_PARAM_NAME_MAX || params->n >= HTTP_MAX_PARAMS)
+                return 0;
+            memcpy(params->p[params->n].name, pat + 1, nlen);
+            params->p[params->n].name[nlen] = '\0';
+            memcpy(params->p[params->n].value, path, slen);
+            params->p[params->n].value[slen] = '\0';
+            params->n++;
+        } else if (plen != slen || memcmp(pat, path, plen) != 0) {
+            return 0;
+        }
+        pat += plen;
+        path += slen;
+    }
+    return *pat == '\0' && *path == '\0';
+}
+
+/* Appends m to the comma-separated list in buf unless already there. */
+static void allow_add(char *buf, size_t len, const char *m)
+{
+    size_t used = strlen(buf), mlen = strlen(m);
+    const char *p = buf;
+
+    while ((p = strstr(p, m)) != NULL) {
+        if ((p == buf || p[-1] == ' ') && (p[mlen] == ',' || p[mlen] == '\0'))
+            return;
+        p += mlen;
+    }
+    snprintf(buf + used, len - used, "%s%s", used ? ", " : "", m);
+}
+
+http_match http_route_match(const http_route *routes, size_t n, const char *method,
+                            const char *path, const http_route **route,
+                            http_params *params, char *allow, size_t allowlen)
+{
+    char allowed[96] = "";
+    int path_known = 0;
+    http_params tmp;
+    /* HEAD is GET without the body; libmicrohttpd drops the body itself. */
+    const char *want = strcmp(method, "HEAD") == 0 ? "GET" : method;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!pattern_match(routes[i].path, path, &tmp))
+            continue;
+        if (strcmp(routes[i].method, want) == 0) {
+            if (route != NULL)
+                *route = &routes[i];
+            if (params != NULL)
+                *params = tmp;
+            return HTTP_MATCH_FOUND;
+        }
+        path_known = 1;
+        allow_add(allowed, sizeof allowed, routes[i].method);
+        if (strcmp(routes[i].method, "GET") == 0)
+            allow_add(allowed, sizeof allowed, "HEAD");
+    }
+    if (!path_known)
+        return HTTP_MATCH_NOT_FOUND;
+    if (allow != NULL && allowlen > 0)
+        snprintf(allow, allowlen, "%s", allowed);
+    return HTTP_MATCH_BAD_METHOD;
+}
+
+/* ---- requests ---- */
+
+const char *http_req_header(const http_req *req, const char *name)
+{
+    if (req->conn == NULL)
+        return NULL;
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_req_query(const http_req *req, const char *name)
+{
+    if (req->conn == NULL)
+        return NULL;
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct http_server {
+    struct MHD_Daemon *mhd;
+    const http_route *routes;
+    size_t nroutes;
+    struct app *app;
+};
+
+/* Per-request state, from the first access callback to the completed one. */
+typedef struct req_ctx {
+    http_req req;
+    const http_route *route;   /* NULL when routing failed */
+    http_reply reply;
+    int failed;                /* reply already holds an error: skip the handler */
+    char *buf;                 /* body so far, NUL-terminated when non-NULL */
+    size_t len, cap;
+    cJSON *json;
+} req_ctx;
+
+/* Sends rep on conn; the body's ownership passes to libmicrohttpd. This is
+ * the only place a response is queued. */
+static enum MHD_Result send_reply(struct MHD_Connection *conn, const http_req *req,
+                                  http_reply *rep)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    if (rep->status == 0) {
+        log_err("%s %s: handler produced no reply", req->method, req->path);
+        http_reply_error(rep, HTTP_ERR_INTERNAL, NULL, "the handler produced no reply");
+    }
+    if (rep->status >= 500)
+        log_err("%s %s -> %u", req->method, req->path, rep->status);
+    resp = MHD_create_response_from_buffer_with_free_callback(rep->len, rep->body, &free);
+    if (resp == NULL) {
+        http_reply_clear(rep);
+        return MHD_NO;
+    }
+    rep->body = NULL;   /* owned by resp now */
+    rep->len = 0;
+    if (rep->content_type != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type);
+    if (rep->allow[0] != '\0')
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    ret = MHD_queue_response(conn, rep->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Routes the request and checks its declared size. Errors go to ctx->reply. */
+static void begin_request(req_ctx *ctx, const http_server *s)
+{
+    const char *cl;
+    http_match m = http_route_match(s->routes, s->nroutes, ctx->req.method, ctx->req.path,
+                                    &ctx->route, &ctx->req.params,
+                                    ctx->reply.allow, sizeof ctx->reply.allow);
+    if (m == HTTP_MATCH_NOT_FOUND) {
+        ctx->route = NULL;
+        ctx->failed = 1;
+        http_reply_error(&ctx->reply, HTTP_ERR_NOT_FOUND, NULL, "no such path: %s",
+                         ctx->req.path);
+        return;
+    }
+    if (m == HTTP_MATCH_BAD_METHOD) {
+        ctx->route = NULL;
+        ctx->failed = 1;
+        http_reply_error(&ctx->reply, HTTP_ERR_METHOD_NOT_ALLOWED, NULL,
+                         "%s is not allowed on %s; allowed: %s", ctx->req.method,
+                         ctx->req.path, ctx->reply.allow);
+        return;
+    }
+    /* Refuse early on a declared length, so we never buffer any of it. */
+    cl = MHD_lookup_connection_value(ctx->req.conn, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl != NULL) {
+        char *end;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (end != cl && *end == '\0' && v > ctx->route->max_body) {
+            ctx->failed = 1;
+            http_reply_error(&ctx->reply, HTTP_ERR_PAYLOAD_TOO_LARGE, NULL,
+                             "request body is %llu bytes; %s %s takes at most %zu",
+                             v, ctx->route->method, ctx->route->path,
+                             ctx->route->max_body);
+        }
+    }
+}
+
+/* Appends an upload chunk, or fails the request with 413 past max_body. */
+static void add_body(req_ctx *ctx, const char *data, size_t n)
+{
+    size_t max = ctx->route->max_body;
+
+    if (n > max || ctx->len > max - n) {
+        ctx->failed = 1;
+        http_reply_error(&ctx->reply, HTTP_ERR_PAYLOAD_TOO_LARGE, NULL,
+                         "request body exceeds %zu bytes for %s %s",
+                         max, ctx->route->method, ctx->route->path);
+        return;
+    }
+    if (ctx->len + n + 1 > ctx->cap) {
+        /* Doubling, capped at the route's limit, bounds memory per request. */
+        size_t cap = ctx->cap ? ctx->cap : 4096;
+        while (cap < ctx->len + n + 1)
+            cap *= 2;
+        if (cap > max + 1)
+            cap = max + 1;
+        ctx->buf = xrealloc(ctx->buf, cap);
+        ctx->cap = cap;
+    }
+    memcpy(ctx->buf + ctx->len, data, n);
+    ctx->len += n;
+    ctx->buf[ctx->len] = '\0';
+}
+
+/* The body is complete: parse JSON if the route wants it, run the handler. */
+static void run_handler(req_ctx *ctx)
+{
+    ctx->req.body = ctx->buf != NULL ? ctx->buf : "";
+    ctx->req.body_len = ctx->len;
+    if (ctx->route->json) {
+        const char *end = NULL;
+        if (ctx->len == 0) {
+            http_reply_error(&ctx->reply, HTTP_ERR_INVALID_JSON, NULL,
+                             "%s %s needs a JSON body", ctx->route->method,
+                             ctx->route->path);
+            return;
+        }
+        /* The _Opts variant reports the error position through end rather
+         * than through cJSON's global error pointer, which is not
+         * thread-safe. */
+        ctx->json = cJSON_ParseWithLengthOpts(ctx->buf, ctx->len, &end, 0);
+        if (ctx->json == NULL) {
+            size_t at = end != NULL && end >= ctx->buf ? (size_t)(end - ctx->buf) : 0;
+            http_reply_error(&ctx->reply, HTTP_ERR_INVALID_JSON, NULL,
+                             "request body is not valid JSON (near byte %zu)", at);
+            return;
+        }
+        ctx->req.json = ctx->json;
+    }
+    ctx->route->handler(&ctx->req, &ctx->reply);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    http_server *s = cls;
+    req_ctx *ctx = *con_cls;
+
+    (void)version;
+    if (ctx == NULL) {
+        ctx = xcalloc(1, sizeof *ctx);
+        ctx->req.app = s->app;
+        ctx->req.method = method;
+        ctx->req.path = url;
+        ctx->req.body = "";
+        ctx->req.conn = conn;
+        *con_cls = ctx;
+        begin_request(ctx, s);
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        /* After an error the rest of the body is read and dropped, so the
+         * client sees our reply rather than a reset connection. */
+        if (!ctx->failed)
+            add_body(ctx, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (!ctx->failed)
+        run_handler(ctx);
+    return send_reply(conn, &ctx->req, &ctx->reply);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    req_ctx *ctx = *con_cls;
+
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (ctx == NULL)
+        return;
+    cJSON_Delete(ctx->json);
+    free(ctx->buf);
+    http_reply_clear(&ctx->reply);
+    free(ctx);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    log_vmsg(LOG_LVL_WARN, fmt, ap);
+}
+
+/* ---- the server ---- */
+
+int http_start(http_server **out, const http_route *routes, size_t nroutes,
+               struct app *app, const struct sockaddr *addr, socklen_t addrlen,
+               char *err, size_t errlen)
+{
+    http_server *s = xcalloc(1, sizeof *s);
+    /* A thread per connection: later endpoints (Server-Sent Events, uploads
+     * to a busy worker) may block, which would stall a shared poll thread.
+     * HTTP_CONNECTION_LIMIT bounds the thread count. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+
+    (void)addrlen;  /* MHD takes the length from the address family */
+    if (addr->sa_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->routes = routes;
+    s->nroutes = nroutes;
+    s->app = app;
+    /* The logger goes first, or MHD logs the options before it its own way. */
+    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, &on_access, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, &on_mhd_log, NULL,
+                              MHD_OPTION_SOCK_ADDR, addr,
+                              MHD_OPTION_NOTIFY_COMPLETED, &on_completed, s,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTION_LIMIT,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT,
+                              MHD_OPTION_END);
+    if (s->mhd == NULL) {
+        /* libmicrohttpd has logged the reason (e.g. address in use). */
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "cannot start the HTTP server (see the message above)");
+        free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+unsigned http_port(const http_server *s)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    return info != NULL ? info->port : 0;
+}
+
+void http_stop(http_server *s)
+{
+    if (s == NULL)
+        return;
+    MHD_stop_daemon(s->mhd);
+    free(s);
+}

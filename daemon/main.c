@@ -1,0 +1,276 @@
+/* main.c: convnetd's start-up and shutdown, nothing else.
+ *
+ * Reads the settings, prepares the state directory and the BLAS, starts the
+ * HTTP server, tells systemd it is ready, then sleeps until SIGTERM/SIGINT
+ * and shuts down in reverse order. Request handling lives in http.c and
+ * api_*.c. Exit status: 0 clean shutdown, 1 run-time failure, 2 bad settings. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <nn/blas.h>
+
+#include "app.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "sdnotify.h"
+#include "util.h"
+
+#define TOKEN_MAX 256
+
+/* The self-pipe: the one global, because a signal handler has no context
+ * argument. Written by on_signal, read by wait_for_signal. */
+static int signal_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    /* If the pipe is full a signal is already pending; losing this one is fine. */
+    ssize_t w = write(signal_pipe[1], &b, 1);
+    (void)w;
+    errno = saved;
+}
+
+static int setup_signals(void)
+{
+    struct sigaction sa;
+
+    if (pipe(signal_pipe) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        if (fcntl(signal_pipe[i], F_SETFD, FD_CLOEXEC) != 0 ||
+            fcntl(signal_pipe[i], F_SETFL, O_NONBLOCK) != 0)
+            return -1;
+    }
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return -1;
+    /* A client that hangs up mid-reply must not kill the daemon. */
+    sa.sa_handler = SIG_IGN;
+    return sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Blocks until SIGTERM or SIGINT; returns the signal number. */
+static int wait_for_signal(void)
+{
+    struct pollfd pfd = { .fd = signal_pipe[0], .events = POLLIN };
+    unsigned char b;
+
+    for (;;) {
+        if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+            return SIGTERM;   /* cannot wait any more: treat as a stop request */
+        if (read(signal_pipe[0], &b, 1) == 1)
+            return b;
+    }
+}
+
+/* mkdir -p path with mode for the directories it creates. 0 or -1 + errno. */
+static int make_dirs(const char *path, mode_t mode)
+{
+    char buf[CFG_PATH_MAX];
+    struct stat st;
+    size_t len = strlen(path);
+
+    if (len >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, mode) != 0 && errno != EEXIST)
+                return -1;
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    if (stat(path, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads the bearer token: the file's content without trailing whitespace,
+ * 1..TOKEN_MAX bytes. Returns 0 or -1 with a message in err. */
+static int read_token(const char *path, char *token, size_t size, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    if (f == NULL) {
+        snprintf(err, errlen, "token-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    n = fread(token, 1, size - 1, f);
+    if (n == size - 1 && fgetc(f) != EOF) {
+        fclose(f);
+        snprintf(err, errlen, "token-file %s: longer than %zu bytes", path, size - 2);
+        return -1;
+    }
+    fclose(f);
+    token[n] = '\0';
+    while (n > 0 && (token[n - 1] == '\n' || token[n - 1] == '\r' ||
+                     token[n - 1] == ' ' || token[n - 1] == '\t'))
+        token[--n] = '\0';
+    if (n == 0) {
+        snprintf(err, errlen, "token-file %s is empty", path);
+        return -1;
+    }
+    if (n > size - 2) {
+        snprintf(err, errlen, "token-file %s: longer than %zu bytes", path, size - 2);
+        return -1;
+    }
+    return 0;
+}
+
+/* "http://127.0.0.1:8080" or "http://[::1]:8080" for addr with port. */
+static void format_url(char *out, size_t len, const struct sockaddr_storage *addr,
+                       unsigned port)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (addr->ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr,
+                  host, sizeof host);
+        snprintf(out, len, "http://[%s]:%u", host, port);
+    } else {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr,
+                  host, sizeof host);
+        snprintf(out, len, "http://%s:%u", host, port);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static char token[TOKEN_MAX + 2];
+    char err[CFG_PATH_MAX + 256], blas_line[NN_ERRLEN + 32], url[128], state[192];
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    cJSON_Hooks hooks = { .malloc_fn = xmalloc, .free_fn = free };
+    http_server *server = NULL;
+    struct stat st;
+    cfg c;
+    app a;
+    long ncpu;
+    int sig, rc = 1;
+
+    log_init();
+    switch (cfg_parse_args(&c, argc, argv, err, sizeof err)) {
+    case CFG_HELP:
+        cfg_usage(stdout);
+        return 0;
+    case CFG_VERSION:
+        printf("convnetd %s\n", CONVNETD_VERSION);
+        return 0;
+    case CFG_ERROR:
+        log_err("%s", err);
+        return 2;
+    case CFG_RUN:
+        break;
+    }
+    /* Validated by the config table already; this cannot fail. */
+    if (cfg_parse_listen(c.listen, &addr, &addrlen, err, sizeof err) != 0) {
+        log_err("%s", err);
+        return 2;
+    }
+#ifndef CONVNETD_HAVE_CUDA
+    if (cfg_device_cuda_index(c.device) >= 0) {
+        log_err("device: %s asked for, but this convnetd was built without CUDA", c.device);
+        return 2;
+    }
+#endif
+
+    memset(&a, 0, sizeof a);
+    a.cfg = &c;
+    a.started = time(NULL);
+    log_info("version %s starting (pid %ld)", CONVNETD_VERSION, (long)getpid());
+    /* cJSON's allocations follow the daemon's rule: OOM aborts, so no
+     * handler has to treat a NULL from cJSON_Create* as a possibility. */
+    cJSON_InitHooks(&hooks);
+
+    /* Settings errors first, before anything is created on disk. */
+    if (c.token_file[0] != '\0') {
+        if (read_token(c.token_file, token, sizeof token, err, sizeof err) != 0) {
+            log_err("%s", err);
+            rc = 2;
+            goto fail;
+        }
+        a.token = token;
+    }
+
+    if (make_dirs(c.state_dir, 0750) != 0 || access(c.state_dir, W_OK) != 0) {
+        log_err("state-dir %s: %s", c.state_dir, strerror(errno));
+        goto fail;
+    }
+    log_info("state directory %s", c.state_dir);
+    /* Missing data is not fatal: jobs name their dataset, and only those
+     * jobs fail. The daemon stays useful for models already trained. */
+    if (stat(c.data_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        log_warn("data-dir %s is not a directory; jobs that need datasets will fail",
+                 c.data_dir);
+
+    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    a.cpu_threads = c.threads > 0 ? (int)c.threads : (ncpu > 0 ? (int)ncpu : 1);
+    nn_blas_set_threads(a.cpu_threads);
+    /* Loading the BLAS now puts its cost and its log line at start-up
+     * rather than in the first job. Without it the daemon still serves. */
+    if (nn_blas_init(err) != NN_OK) {
+        snprintf(blas_line, sizeof blas_line, "unavailable: %.*s", NN_ERRLEN, err);
+        log_warn("BLAS %s", blas_line);
+        a.blas = blas_line;
+    } else {
+        a.blas = nn_blas_info();
+        log_info("BLAS: %s", a.blas);
+    }
+    log_info("device %s, %d CPU threads", c.device, a.cpu_threads);
+
+    if (setup_signals() != 0) {
+        log_err("cannot install signal handlers: %s", strerror(errno));
+        goto fail;
+    }
+    if (http_start(&server, http_routes, http_routes_count, &a,
+                   (const struct sockaddr *)&addr, addrlen, err, sizeof err) != 0) {
+        log_err("listen %s: %s", c.listen, err);
+        goto fail;
+    }
+    format_url(url, sizeof url, &addr, http_port(server));
+    /* Tests and scripts parse this line for the port: keep its format. */
+    log_info("listening on %s", url);
+    snprintf(state, sizeof state, "READY=1\nSTATUS=listening on %s", url);
+    if (sdnotify_send(state) < 0)
+        log_warn("sd_notify READY failed: %s", strerror(errno));
+
+    sig = wait_for_signal();
+    log_info("received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (sdnotify_send("STOPPING=1") < 0)
+        log_warn("sd_notify STOPPING failed: %s", strerror(errno));
+    rc = 0;
+
+fail:
+    http_stop(server);
+    for (int i = 0; i < 2; i++)
+        if (signal_pipe[i] >= 0)
+            close(signal_pipe[i]);
+    log_info(rc == 0 ? "stopped" : "exiting after an error");
+    return rc;
+}
