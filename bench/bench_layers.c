@@ -1,0 +1,433 @@
+/* bench_layers.c: the report's "Fast Layers" table, naive vs fast kernels,
+ * in double (nn_f64) on the report's shapes, with PyTorch for comparison.
+ *
+ * Rows: conv_forward, conv_backward (dx, dw, db), pool_forward,
+ * pool_backward. For each: the best time of the _ref kernel, the best time
+ * of the fast kernel, the speedup, and the max abs difference between their
+ * outputs. PyTorch's times come from torch_layers.py, run as a child process
+ * in the same run. Not a test: the goals are reported, never asserted. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "nn/blas.h"
+#include "nn/layers.h"
+
+#ifndef BENCH_TORCH_SCRIPT
+#define BENCH_TORCH_SCRIPT "bench/torch_layers.py"
+#endif
+#define PYTHON "/usr/bin/python3"
+
+enum { ROW_CONV_FWD, ROW_CONV_BWD, ROW_POOL_FWD, ROW_POOL_BWD, NROWS };
+
+static const char *const row_name[NROWS] = {
+    "conv_forward", "conv_backward", "pool_forward", "pool_backward"
+};
+/* The report's headings, so the human table reads like it. */
+static const char *const row_title[NROWS] = {
+    "FastConv.forward", "FastConv.backward",
+    "FastMaxPool.forward", "FastMaxPool.backward"
+};
+
+typedef struct row {
+    double naive_s, fast_s, cuda_s, torch_s;   /* NAN: not measured */
+    double diff[3];                            /* out, or dx/dw/db */
+} row;
+
+/* Everything the timed calls touch. Reference and fast outputs are kept
+ * apart so they can be compared after timing. */
+typedef struct bench {
+    nn_tensor *x, *w, *b, *dout, *ws;
+    nn_tensor *out[2], *dx[2], *dw[2], *db[2];          /* [0] ref, [1] fast */
+    nn_tensor *px, *pdout, *pout[2], *pdx[2];
+    nn_conv2d_params cp;
+    nn_pool_params pp;
+} bench;
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* xorshift64, seeded; uniform in [-1, 1) with 53 random bits, so max-pool
+ * windows have no ties and argmax routing is unambiguous. */
+static void fill(nn_tensor *t, uint64_t *s)
+{
+    for (size_t i = 0; i < t->size; i++) {
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        t->data[i] = (double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+    }
+}
+
+static void zero(nn_tensor *t)
+{
+    memset(t->data, 0, t->size * sizeof *t->data);
+}
+
+static double max_abs_diff(const nn_tensor *a, const nn_tensor *b)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < a->size; i++) {
+        double d = fabs((double)a->data[i] - (double)b->data[i]);
+        if (d > m || isnan(d))
+            m = d;
+    }
+    return m;
+}
+
+static nn_tensor *t4(int n, int c, int h, int w)
+{
+    const int shape[4] = { n, c, h, w };
+    return nn_tensor_create(4, shape);
+}
+
+static nn_tensor *t1(size_t n)
+{
+    const int shape[1] = { n > 0 ? (int)n : 1 };
+    return nn_tensor_create(1, shape);
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* ---- the timed operations --------------------------------------------- */
+/* op(b, impl, err): impl 0 runs the _ref kernel, 1 the fast one. Backward
+ * kernels accumulate, so each call zeroes its gradients first; the zeroing
+ * is outside the timed region (time_op calls prep, then times run). */
+
+typedef nn_status (*op_fn)(bench *b, int impl, char *err);
+
+static nn_status conv_fwd(bench *b, int i, char *err)
+{
+    return (i ? nn_conv2d_forward_gemm : nn_conv2d_forward_ref)(
+        b->out[i], b->x, b->w, b->b, &b->cp, i ? b->ws : NULL, err);
+}
+
+static nn_status conv_bwd_prep(bench *b, int i, char *err)
+{
+    (void)err;
+    zero(b->dx[i]);
+    zero(b->dw[i]);
+    zero(b->db[i]);
+    return NN_OK;
+}
+
+static nn_status conv_bwd(bench *b, int i, char *err)
+{
+    return (i ? nn_conv2d_backward_gemm : nn_conv2d_backward_ref)(
+        b->dx[i], b->dw[i], b->db[i], b->dout, b->x, b->w, &b->cp,
+        i ? b->ws : NULL, err);
+}
+
+static nn_status pool_fwd(bench *b, int i, char *err)
+{
+    return (i ? nn_maxpool_forward_fast : nn_maxpool_forward_ref)(
+        b->pout[i], b->px, &b->pp, err);
+}
+
+static nn_status pool_bwd_prep(bench *b, int i, char *err)
+{
+    (void)err;
+    zero(b->pdx[i]);
+    return NN_OK;
+}
+
+static nn_status pool_bwd(bench *b, int i, char *err)
+{
+    return (i ? nn_maxpool_backward_fast : nn_maxpool_backward_ref)(
+        b->pdx[i], b->pdout, b->px, &b->pp, err);
+}
+
+/* One untimed warm-up call, then the best of `reps`. The outputs left
+ * behind are those of one complete call (prep runs before each). */
+static nn_status time_op(double *best, op_fn prep, op_fn run, bench *b,
+                         int impl, int reps, char *err)
+{
+    *best = INFINITY;
+    for (int r = -1; r < reps; r++) {
+        if (prep) {
+            nn_status s = prep(b, impl, err);
+            if (s != NN_OK)
+                return s;
+        }
+        double t0 = now_s();
+        nn_status s = run(b, impl, err);
+        double t = now_s() - t0;
+        if (s != NN_OK)
+            return s;
+        if (r >= 0 && t < *best)
+            *best = t;
+    }
+    return NN_OK;
+}
+
+/* The CUDA column. A hook for nn_cuda's owner: nn_cuda links the float
+ * `nn`, and this benchmark is double (nn_f64), so the two cannot share one
+ * binary today. When a double CUDA path exists (or a float CUDA row is
+ * wanted), time it here under CONVNET_HAVE_CUDA; until then: NAN, "na". */
+static double time_cuda(int row_index)
+{
+    (void)row_index;
+    return NAN;
+}
+
+/* ---- PyTorch ---------------------------------------------------------- */
+
+/* The OpenBLAS kernel name out of nn_blas_info()'s "(kernel NAME, ...)". */
+static void kernel_name(char *out, size_t cap)
+{
+    const char *k = strstr(nn_blas_info(), "(kernel ");
+    size_t n = 0;
+    if (k) {
+        k += strlen("(kernel ");
+        while (k[n] && k[n] != ',' && k[n] != ')' && k[n] != '\'' && n + 1 < cap)
+            n++;
+        memcpy(out, k, n);
+    }
+    out[n] = 0;
+}
+
+/* Runs torch_layers.py and fills rows[].torch_s. PyTorch's OpenBLAS is
+ * given the kernel nn's runs (SkylakeX on an AVX-512 host): hosts here
+ * export OPENBLAS_CORETYPE=Haswell, and PyTorch's OpenBLAS would otherwise
+ * take that, or mis-detect a Zen 4 as SSE3, which is no fair baseline. */
+static void run_torch(row *rows, int reps, int threads)
+{
+    if (access(PYTHON, X_OK) != 0) {
+        printf("torch: unavailable (%s: %s)\n", PYTHON, strerror(errno));
+        return;
+    }
+    if (access(BENCH_TORCH_SCRIPT, R_OK) != 0) {
+        printf("torch: unavailable (%s: %s)\n", BENCH_TORCH_SCRIPT, strerror(errno));
+        return;
+    }
+    char core[64];
+    kernel_name(core, sizeof core);
+    char cmd[1024];
+    int n = snprintf(cmd, sizeof cmd,
+                     "%s%s OMP_NUM_THREADS=%d %s '%s' --reps %d --threads %d 2>&1",
+                     core[0] ? "OPENBLAS_CORETYPE=" : "", core, threads, PYTHON,
+                     BENCH_TORCH_SCRIPT, reps, threads);
+    if (n < 0 || (size_t)n >= sizeof cmd || strchr(BENCH_TORCH_SCRIPT, '\'')) {
+        printf("torch: unavailable (script path unusable)\n");
+        return;
+    }
+    fflush(stdout);
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        printf("torch: unavailable (popen: %s)\n", strerror(errno));
+        return;
+    }
+    char line[512], name[32];
+    double s;
+    int got = 0;
+    while (fgets(line, sizeof line, p)) {
+        if (sscanf(line, "torch layer=%31s s=%lf", name, &s) == 2) {
+            for (int i = 0; i < NROWS; i++)
+                if (strcmp(name, row_name[i]) == 0) {
+                    rows[i].torch_s = s;
+                    got++;
+                }
+        } else {
+            fputs(line, stdout);   /* "torch: ..." info, or its error text */
+        }
+    }
+    int st = pclose(p);
+    if (got == 0 && !(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0))
+        printf("torch: unavailable (%s exited with status %d)\n", PYTHON,
+               st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: bench_layers [--reps N] [--threads T] [--no-torch]\n"
+                    "  --reps N     timed reps of the fast kernels and PyTorch "
+                    "(default 200); the naive kernels run N/10, 3..20\n"
+                    "  --threads T  BLAS and PyTorch threads (default 2)\n");
+}
+
+static void print_secs(const char *label, double s)
+{
+    if (isnan(s))
+        printf("%s: n/a\n", label);
+    else
+        printf("%s: %.6fs\n", label, s);
+}
+
+int main(int argc, char **argv)
+{
+    int reps = 200, threads = 2, torch = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--no-torch") == 0) {
+            torch = 0;
+        } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc &&
+                   parse_int(argv[i + 1], 1, 1000000, &reps) == 0) {
+            i++;
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
+                   parse_int(argv[i + 1], 1, 1024, &threads) == 0) {
+            i++;
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    int naive_reps = reps / 10 < 3 ? 3 : reps / 10 > 20 ? 20 : reps / 10;
+
+    char err[NN_ERRLEN] = "";
+    if (nn_blas_init(err) != NN_OK) {
+        fprintf(stderr, "bench_layers: %s\n", err);
+        return 1;
+    }
+    nn_blas_set_threads(threads);
+    printf("blas: %s\n", nn_blas_info());
+    printf("nn_real: %s; %d threads; reps: fast %d, naive %d (best of)\n",
+           NN_REAL_NAME, threads, reps, naive_reps);
+    printf("conv: x(10,3,31,31) w(25,3,3,3) b(25) stride 2 pad 1 -> (10,25,16,16); "
+           "pool: x(40,3,32,32) 2x2 stride 2 -> (40,3,16,16)\n");
+
+    int rc = 1;
+    bench b = { .cp = { .stride = 2, .pad = 1 },
+                .pp = { .pool_h = 2, .pool_w = 2, .stride = 2 } };
+    b.x = t4(10, 3, 31, 31);
+    b.w = t4(25, 3, 3, 3);
+    b.b = t1(25);
+    b.dout = t4(10, 25, 16, 16);
+    b.px = t4(40, 3, 32, 32);
+    b.pdout = t4(40, 3, 16, 16);
+    int ok = b.x && b.w && b.b && b.dout && b.px && b.pdout;
+    for (int i = 0; i < 2; i++) {
+        b.out[i] = t4(10, 25, 16, 16);
+        b.dx[i] = t4(10, 3, 31, 31);
+        b.dw[i] = t4(25, 3, 3, 3);
+        b.db[i] = t1(25);
+        b.pout[i] = t4(40, 3, 16, 16);
+        b.pdx[i] = t4(40, 3, 32, 32);
+        ok = ok && b.out[i] && b.dx[i] && b.dw[i] && b.db[i] && b.pout[i] && b.pdx[i];
+    }
+    if (ok) {
+        size_t ws = nn_conv2d_workspace_size(b.x, b.w, &b.cp);
+        ok = ws > 0 && (b.ws = t1(ws)) != NULL;
+    }
+    if (!ok) {
+        fprintf(stderr, "bench_layers: cannot allocate the tensors\n");
+        goto out;
+    }
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    fill(b.x, &seed);
+    fill(b.w, &seed);
+    fill(b.b, &seed);
+    fill(b.dout, &seed);
+    fill(b.px, &seed);
+    fill(b.pdout, &seed);
+
+    static const struct {
+        op_fn prep, run;
+    } ops[NROWS] = {
+        [ROW_CONV_FWD] = { NULL, conv_fwd },
+        [ROW_CONV_BWD] = { conv_bwd_prep, conv_bwd },
+        [ROW_POOL_FWD] = { NULL, pool_fwd },
+        [ROW_POOL_BWD] = { pool_bwd_prep, pool_bwd },
+    };
+    row rows[NROWS];
+    for (int r = 0; r < NROWS; r++) {
+        rows[r] = (row){ .naive_s = NAN, .fast_s = NAN, .cuda_s = NAN, .torch_s = NAN };
+        nn_status s = time_op(&rows[r].naive_s, ops[r].prep, ops[r].run, &b, 0,
+                              naive_reps, err);
+        if (s == NN_OK)
+            s = time_op(&rows[r].fast_s, ops[r].prep, ops[r].run, &b, 1, reps, err);
+        if (s != NN_OK) {
+            fprintf(stderr, "bench_layers: %s: %s: %s\n", row_name[r],
+                    nn_status_str(s), err);
+            goto out;
+        }
+        rows[r].cuda_s = time_cuda(r);
+    }
+    rows[ROW_CONV_FWD].diff[0] = max_abs_diff(b.out[0], b.out[1]);
+    rows[ROW_CONV_BWD].diff[0] = max_abs_diff(b.dx[0], b.dx[1]);
+    rows[ROW_CONV_BWD].diff[1] = max_abs_diff(b.dw[0], b.dw[1]);
+    rows[ROW_CONV_BWD].diff[2] = max_abs_diff(b.db[0], b.db[1]);
+    rows[ROW_POOL_FWD].diff[0] = max_abs_diff(b.pout[0], b.pout[1]);
+    rows[ROW_POOL_BWD].diff[0] = max_abs_diff(b.pdx[0], b.pdx[1]);
+
+    if (torch)
+        run_torch(rows, reps, threads);
+    else
+        printf("torch: skipped (--no-torch)\n");
+
+    /* The human table, in the report's words. */
+    for (int r = 0; r < NROWS; r++) {
+        const row *w = &rows[r];
+        printf("\nTesting %s:\n", row_title[r]);
+        print_secs("Naive", w->naive_s);
+        print_secs("Fast", w->fast_s);
+        print_secs("Fast CUDA", w->cuda_s);
+        print_secs("PyTorch", w->torch_s);
+        printf("Speedup: %.6fx\n", w->naive_s / w->fast_s);
+        if (!isnan(w->torch_s))
+            printf("Fast vs PyTorch: %.3fx (%s)\n", w->torch_s / w->fast_s,
+                   w->torch_s >= w->fast_s ? "fast is faster" : "PyTorch is faster");
+        if (r == ROW_CONV_BWD)
+            printf("dx difference: %.6g\ndw difference: %.6g\ndb difference: %.6g\n",
+                   w->diff[0], w->diff[1], w->diff[2]);
+        else if (r == ROW_POOL_BWD)
+            printf("dx difference: %.6g\n", w->diff[0]);
+        else
+            printf("Difference: %.6g\n", w->diff[0]);
+    }
+
+    /* One machine-readable line per row. */
+    printf("\n");
+    for (int r = 0; r < NROWS; r++) {
+        const row *w = &rows[r];
+        double d = fmax(w->diff[0], fmax(w->diff[1], w->diff[2]));
+        char cuda[32] = "na";
+        if (!isnan(w->cuda_s))
+            snprintf(cuda, sizeof cuda, "%.9f", w->cuda_s);
+        printf("layer=%s naive_s=%.9f fast_s=%.9f cuda_s=%s speedup=%.3f max_abs_diff=%.3e",
+               row_name[r], w->naive_s, w->fast_s, cuda, w->naive_s / w->fast_s, d);
+        if (!isnan(w->torch_s))
+            printf(" torch_s=%.9f fast_vs_torch=%.3f", w->torch_s, w->torch_s / w->fast_s);
+        printf("\n");
+    }
+    rc = 0;
+
+out:
+    nn_tensor_free(b.x);
+    nn_tensor_free(b.w);
+    nn_tensor_free(b.b);
+    nn_tensor_free(b.dout);
+    nn_tensor_free(b.ws);
+    nn_tensor_free(b.px);
+    nn_tensor_free(b.pdout);
+    for (int i = 0; i < 2; i++) {
+        nn_tensor_free(b.out[i]);
+        nn_tensor_free(b.dx[i]);
+        nn_tensor_free(b.dw[i]);
+        nn_tensor_free(b.db[i]);
+        nn_tensor_free(b.pout[i]);
+        nn_tensor_free(b.pdx[i]);
+    }
+    return rc;
+}
