@@ -182,7 +182,7 @@ static nn_status load_idx(nn_dataset **out, const char *images_path,
                           const char *labels_path, int fixed_classes, char *err)
 {
     reader ri, rl;
-    int idims[3], ldims[1], classes;
+    int idims[3] = { 0 }, ldims[1] = { 0 }, classes;
     uint8_t *lab = NULL, maxlab = 0;
     nn_dataset *d = NULL;
     size_t img_bytes;

@@ -25,12 +25,18 @@ nn_status nn_dropout_forward(nn_tensor *out, nn_tensor *mask,
         return nn_fail(err, NN_ERR_ARG, "dropout p must be in [0, 1), got %g", p);
     NN_TRY(same(out, "dropout output", inp, "dropout input", err));
     NN_TRY(same(mask, "dropout mask", inp, "dropout input", err));
-    const nn_real keep = (nn_real)(1.0 / (1.0 - p));
-    for (size_t i = 0; i < inp->size; i++) {
-        mask->data[i] = nn_hash_uniform(seed, i) >= p ? keep : 0;
-        out->data[i] = inp->data[i] * mask->data[i];
-    }
+    nn_dropout_range(out->data, mask->data, inp->data, 0, inp->size, p, seed);
     return NN_OK;
+}
+
+void nn_dropout_range(nn_real *out, nn_real *mask, const nn_real *inp, size_t i0,
+                      size_t i1, double p, uint64_t seed)
+{
+    const nn_real keep = (nn_real)(1.0 / (1.0 - p));
+    for (size_t i = i0; i < i1; i++) {
+        mask[i] = nn_hash_uniform(seed, i) >= p ? keep : 0;
+        out[i] = inp[i] * mask[i];
+    }
 }
 
 nn_status nn_dropout_backward(nn_tensor *dinp, const nn_tensor *dout,
