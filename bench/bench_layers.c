@@ -7,22 +7,18 @@
  * outputs. PyTorch's times come from torch_layers.py, run as a child process
  * in the same run. Not a test: the goals are reported, never asserted. */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#include "bench_common.h"
 #include "nn/blas.h"
-#include "nn/layers.h"
+#include "nn/backend.h"
 
 #ifndef BENCH_TORCH_SCRIPT
 #define BENCH_TORCH_SCRIPT "bench/torch_layers.py"
 #endif
-#define PYTHON "/usr/bin/python3"
 
 enum { ROW_CONV_FWD, ROW_CONV_BWD, ROW_POOL_FWD, ROW_POOL_BWD, NROWS };
 
@@ -36,7 +32,7 @@ static const char *const row_title[NROWS] = {
 };
 
 typedef struct row {
-    double naive_s, fast_s, cuda_s, torch_s;   /* NAN: not measured */
+    double naive_s, fast_s, fast1_s, cuda_s, torch_s; /* NAN: not measured */
     double diff[3];                            /* out, or dx/dw/db */
 } row;
 
@@ -48,16 +44,10 @@ typedef struct bench {
     nn_tensor *px, *pdout, *pout[2], *pdx[2];
     nn_conv2d_params cp;
     nn_pool_params pp;
+    nn_backend *be;     /* the CPU backend: the fast path as models run it */
 } bench;
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* xorshift64, seeded; uniform in [-1, 1) with 53 random bits, so max-pool
  * windows have no ties and argmax routing is unambiguous. */
@@ -99,33 +89,36 @@ static nn_tensor *t1(size_t n)
     return nn_tensor_create(1, shape);
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* ---- the timed operations --------------------------------------------- */
-/* op(b, impl, err): impl 0 runs the _ref kernel, 1 the fast one. Backward
+/* op(b, impl, err): impl 0 runs the _ref kernel, 1 the fast one through the
+ * CPU backend (its threads split the batch, as in training), 2 the fast
+ * kernel alone on one thread. impl 2 writes impl 1's outputs. Backward
  * kernels accumulate, so each call zeroes its gradients first; the zeroing
  * is outside the timed region (time_op calls prep, then times run). */
 
 typedef nn_status (*op_fn)(bench *b, int impl, char *err);
 
+/* The backend keeps its message; copy it out like the kernels do. */
+static nn_status be(bench *b, nn_status s, char *err)
+{
+    if (s != NN_OK)
+        snprintf(err, NN_ERRLEN, "%s", nn_backend_errmsg(b->be));
+    return s;
+}
+
 static nn_status conv_fwd(bench *b, int i, char *err)
 {
+    if (i == 1)
+        return be(b, nn_backend_conv2d_forward(b->be, b->out[1], b->x, b->w, b->b, &b->cp,
+                                               b->ws), err);
     return (i ? nn_conv2d_forward_gemm : nn_conv2d_forward_ref)(
-        b->out[i], b->x, b->w, b->b, &b->cp, i ? b->ws : NULL, err);
+        b->out[i ? 1 : 0], b->x, b->w, b->b, &b->cp, i ? b->ws : NULL, err);
 }
 
 static nn_status conv_bwd_prep(bench *b, int i, char *err)
 {
     (void)err;
+    i = i ? 1 : 0;
     zero(b->dx[i]);
     zero(b->dw[i]);
     zero(b->db[i]);
@@ -134,6 +127,10 @@ static nn_status conv_bwd_prep(bench *b, int i, char *err)
 
 static nn_status conv_bwd(bench *b, int i, char *err)
 {
+    if (i == 1)
+        return be(b, nn_backend_conv2d_backward(b->be, b->dx[1], b->dw[1], b->db[1], b->dout,
+                                                b->x, b->w, &b->cp, b->ws), err);
+    i = i ? 1 : 0;
     return (i ? nn_conv2d_backward_gemm : nn_conv2d_backward_ref)(
         b->dx[i], b->dw[i], b->db[i], b->dout, b->x, b->w, &b->cp,
         i ? b->ws : NULL, err);
@@ -141,6 +138,9 @@ static nn_status conv_bwd(bench *b, int i, char *err)
 
 static nn_status pool_fwd(bench *b, int i, char *err)
 {
+    if (i == 1)
+        return be(b, nn_backend_maxpool_forward(b->be, b->pout[1], b->px, &b->pp), err);
+    i = i ? 1 : 0;
     return (i ? nn_maxpool_forward_fast : nn_maxpool_forward_ref)(
         b->pout[i], b->px, &b->pp, err);
 }
@@ -148,12 +148,17 @@ static nn_status pool_fwd(bench *b, int i, char *err)
 static nn_status pool_bwd_prep(bench *b, int i, char *err)
 {
     (void)err;
+    i = i ? 1 : 0;
     zero(b->pdx[i]);
     return NN_OK;
 }
 
 static nn_status pool_bwd(bench *b, int i, char *err)
 {
+    if (i == 1)
+        return be(b, nn_backend_maxpool_backward(b->be, b->pdx[1], b->pdout, b->px, &b->pp),
+                  err);
+    i = i ? 1 : 0;
     return (i ? nn_maxpool_backward_fast : nn_maxpool_backward_ref)(
         b->pdx[i], b->pdout, b->px, &b->pp, err);
 }
@@ -170,9 +175,9 @@ static nn_status time_op(double *best, op_fn prep, op_fn run, bench *b,
             if (s != NN_OK)
                 return s;
         }
-        double t0 = now_s();
+        double t0 = bench_now_s();
         nn_status s = run(b, impl, err);
-        double t = now_s() - t0;
+        double t = bench_now_s() - t0;
         if (s != NN_OK)
             return s;
         if (r >= 0 && t < *best)
@@ -193,49 +198,17 @@ static double time_cuda(int row_index)
 
 /* ---- PyTorch ---------------------------------------------------------- */
 
-/* The OpenBLAS kernel name out of nn_blas_info()'s "(kernel NAME, ...)". */
-static void kernel_name(char *out, size_t cap)
-{
-    const char *k = strstr(nn_blas_info(), "(kernel ");
-    size_t n = 0;
-    if (k) {
-        k += strlen("(kernel ");
-        while (k[n] && k[n] != ',' && k[n] != ')' && k[n] != '\'' && n + 1 < cap)
-            n++;
-        memcpy(out, k, n);
-    }
-    out[n] = 0;
-}
-
 /* Runs torch_layers.py and fills rows[].torch_s. PyTorch's OpenBLAS is
  * given the kernel nn's runs (SkylakeX on an AVX-512 host): hosts here
  * export OPENBLAS_CORETYPE=Haswell, and PyTorch's OpenBLAS would otherwise
  * take that, or mis-detect a Zen 4 as SSE3, which is no fair baseline. */
 static void run_torch(row *rows, int reps, int threads)
 {
-    if (access(PYTHON, X_OK) != 0) {
-        printf("torch: unavailable (%s: %s)\n", PYTHON, strerror(errno));
-        return;
-    }
-    if (access(BENCH_TORCH_SCRIPT, R_OK) != 0) {
-        printf("torch: unavailable (%s: %s)\n", BENCH_TORCH_SCRIPT, strerror(errno));
-        return;
-    }
-    char core[64];
-    kernel_name(core, sizeof core);
-    char cmd[1024];
-    int n = snprintf(cmd, sizeof cmd,
-                     "%s%s OMP_NUM_THREADS=%d %s '%s' --reps %d --threads %d 2>&1",
-                     core[0] ? "OPENBLAS_CORETYPE=" : "", core, threads, PYTHON,
-                     BENCH_TORCH_SCRIPT, reps, threads);
-    if (n < 0 || (size_t)n >= sizeof cmd || strchr(BENCH_TORCH_SCRIPT, '\'')) {
-        printf("torch: unavailable (script path unusable)\n");
-        return;
-    }
-    fflush(stdout);
-    FILE *p = popen(cmd, "r");
+    char args[64], why[256];
+    snprintf(args, sizeof args, "--reps %d --threads %d", reps, threads);
+    FILE *p = bench_python_open(BENCH_TORCH_SCRIPT, args, threads, why, sizeof why);
     if (!p) {
-        printf("torch: unavailable (popen: %s)\n", strerror(errno));
+        printf("torch: unavailable (%s)\n", why);
         return;
     }
     char line[512], name[32];
@@ -252,10 +225,9 @@ static void run_torch(row *rows, int reps, int threads)
             fputs(line, stdout);   /* "torch: ..." info, or its error text */
         }
     }
-    int st = pclose(p);
-    if (got == 0 && !(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0))
-        printf("torch: unavailable (%s exited with status %d)\n", PYTHON,
-               st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    int st = bench_python_close(p);
+    if (got == 0 && st != 0)
+        printf("torch: unavailable (%s exited with status %d)\n", BENCH_PYTHON, st);
 }
 
 /* ---- main ------------------------------------------------------------- */
@@ -283,10 +255,10 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--no-torch") == 0) {
             torch = 0;
         } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc &&
-                   parse_int(argv[i + 1], 1, 1000000, &reps) == 0) {
+                   bench_parse_int(argv[i + 1], 1, 1000000, &reps) == 0) {
             i++;
         } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
-                   parse_int(argv[i + 1], 1, 1024, &threads) == 0) {
+                   bench_parse_int(argv[i + 1], 1, 1024, &threads) == 0) {
             i++;
         } else {
             usage();
@@ -300,7 +272,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_layers: %s\n", err);
         return 1;
     }
-    nn_blas_set_threads(threads);
     printf("blas: %s\n", nn_blas_info());
     printf("nn_real: %s; %d threads; reps: fast %d, naive %d (best of)\n",
            NN_REAL_NAME, threads, reps, naive_reps);
@@ -310,6 +281,10 @@ int main(int argc, char **argv)
     int rc = 1;
     bench b = { .cp = { .stride = 2, .pad = 1 },
                 .pp = { .pool_h = 2, .pool_w = 2, .stride = 2 } };
+    if (nn_cpu_backend_create(threads, &b.be, err) != NN_OK) {
+        fprintf(stderr, "bench_layers: %s\n", err);
+        return 1;
+    }
     b.x = t4(10, 3, 31, 31);
     b.w = t4(25, 3, 3, 3);
     b.b = t1(25);
@@ -352,10 +327,13 @@ int main(int argc, char **argv)
     };
     row rows[NROWS];
     for (int r = 0; r < NROWS; r++) {
-        rows[r] = (row){ .naive_s = NAN, .fast_s = NAN, .cuda_s = NAN, .torch_s = NAN };
+        rows[r] = (row){ .naive_s = NAN, .fast_s = NAN, .fast1_s = NAN, .cuda_s = NAN,
+                         .torch_s = NAN };
         nn_status s = time_op(&rows[r].naive_s, ops[r].prep, ops[r].run, &b, 0,
                               naive_reps, err);
         if (s == NN_OK)
+            s = time_op(&rows[r].fast1_s, ops[r].prep, ops[r].run, &b, 2, reps, err);
+        if (s == NN_OK) /* last, so the outputs compared below are the backend's */
             s = time_op(&rows[r].fast_s, ops[r].prep, ops[r].run, &b, 1, reps, err);
         if (s != NN_OK) {
             fprintf(stderr, "bench_layers: %s: %s: %s\n", row_name[r],
@@ -382,6 +360,7 @@ int main(int argc, char **argv)
         printf("\nTesting %s:\n", row_title[r]);
         print_secs("Naive", w->naive_s);
         print_secs("Fast", w->fast_s);
+        print_secs("Fast (kernel, 1 thread)", w->fast1_s);
         print_secs("Fast CUDA", w->cuda_s);
         print_secs("PyTorch", w->torch_s);
         printf("Speedup: %.6fx\n", w->naive_s / w->fast_s);
@@ -405,8 +384,9 @@ int main(int argc, char **argv)
         char cuda[32] = "na";
         if (!isnan(w->cuda_s))
             snprintf(cuda, sizeof cuda, "%.9f", w->cuda_s);
-        printf("layer=%s naive_s=%.9f fast_s=%.9f cuda_s=%s speedup=%.3f max_abs_diff=%.3e",
-               row_name[r], w->naive_s, w->fast_s, cuda, w->naive_s / w->fast_s, d);
+        printf("layer=%s naive_s=%.9f fast_s=%.9f cuda_s=%s speedup=%.3f max_abs_diff=%.3e "
+               "fast_1thread_s=%.9f", row_name[r], w->naive_s, w->fast_s, cuda,
+               w->naive_s / w->fast_s, d, w->fast1_s);
         if (!isnan(w->torch_s))
             printf(" torch_s=%.9f fast_vs_torch=%.3f", w->torch_s, w->torch_s / w->fast_s);
         printf("\n");
@@ -429,5 +409,6 @@ out:
         nn_tensor_free(b.pout[i]);
         nn_tensor_free(b.pdx[i]);
     }
+    nn_backend_free(b.be);
     return rc;
 }

@@ -89,6 +89,29 @@ nn_status nn_maxpool_backward_ref(nn_tensor *dinp, const nn_tensor *dout,
 
 /* ---- fast ------------------------------------------------------------- */
 
+/* One output row of 2x2/2 pooling's backward: the window of output q is
+ * a0[2q], a0[2q+1] (top row), a1[2q], a1[2q+1]. The gradient goes to the
+ * first element equal to the window's maximum, in that order: the same
+ * element the reference's strict > scan picks. Branch-free, so it
+ * vectorises; every element gets += (possibly 0). */
+NN_SIMD
+static void pool2_bwd_row(nn_real *restrict d0, nn_real *restrict d1,
+                          const nn_real *restrict a0, const nn_real *restrict a1,
+                          const nn_real *restrict dy, int Q)
+{
+    for (int q = 0; q < Q; q++) {
+        nn_real a = a0[2 * q], b = a0[2 * q + 1], c = a1[2 * q], d = a1[2 * q + 1];
+        nn_real m1 = b > a ? b : a, m2 = d > c ? d : c, m = m2 > m1 ? m2 : m1;
+        int ia = a == m, ib = !ia && b == m, ic = !ia && !ib && c == m;
+        int id = !ia && !ib && !ic;
+        nn_real g = dy[q];
+        d0[2 * q] += ia ? g : 0;
+        d0[2 * q + 1] += ib ? g : 0;
+        d1[2 * q] += ic ? g : 0;
+        d1[2 * q + 1] += id ? g : 0;
+    }
+}
+
 nn_status nn_maxpool_forward_fast(nn_tensor *out, const nn_tensor *inp,
                                   const nn_pool_params *p, char *err)
 {
@@ -156,15 +179,8 @@ nn_status nn_maxpool_backward_fast(nn_tensor *dinp, const nn_tensor *dout,
             nn_real *dx = dinp->data + pl * g.H * g.W;
             for (int oh = 0; oh < g.P; oh++) {
                 size_t top = (size_t)(2 * oh) * g.W;
-                for (int ow = 0; ow < g.Q; ow++) {
-                    /* Window order 0,1 (top row), W,W+1: strict > keeps the
-                     * first maximum. */
-                    size_t i = top + 2 * (size_t)ow, best = i;
-                    if (x[i + 1] > x[best]) best = i + 1;
-                    if (x[i + g.W] > x[best]) best = i + g.W;
-                    if (x[i + g.W + 1] > x[best]) best = i + g.W + 1;
-                    dx[best] += dy[(size_t)oh * g.Q + ow];
-                }
+                pool2_bwd_row(dx + top, dx + top + g.W, x + top, x + top + g.W,
+                              dy + (size_t)oh * g.Q, g.Q);
             }
         }
         return NN_OK;
