@@ -548,8 +548,64 @@ static nn_status cpu_dropout_fwd(void *ctx, nn_tensor *out, nn_tensor *mask,
     return NN_OK;
 }
 
+/* ---- batch norm: split channels ----------------------------------------- */
+
+typedef struct bn_task {
+    nn_tensor *out, *sm, *si, *rm, *rv, *dinp, *dgamma, *dbeta;
+    const nn_tensor *inp, *gamma, *beta, *dout, *csm, *csi;
+    const nn_batchnorm_params *p;
+    int N, C;
+    size_t L;
+} bn_task;
+
+static void bn_fwd_task(void *arg, int tid, int T)
+{
+    bn_task *k = arg;
+    int c0, c1;
+    nn_chunk(k->C, tid, T, &c0, &c1);
+    nn_batchnorm_fwd_range(k->out, k->sm, k->si, k->rm, k->rv, k->inp, k->gamma, k->beta,
+                           k->p, k->N, k->C, k->L, c0, c1);
+}
+
+static nn_status cpu_batchnorm_fwd(void *ctx, nn_tensor *out, nn_tensor *sm, nn_tensor *si,
+                                   nn_tensor *rm, nn_tensor *rv, const nn_tensor *inp,
+                                   const nn_tensor *gamma, const nn_tensor *beta,
+                                   const nn_batchnorm_params *p, char *err)
+{
+    cpu_ctx *c = ctx;
+    bn_task k = { .out = out, .sm = sm, .si = si, .rm = rm, .rv = rv, .inp = inp,
+                  .gamma = gamma, .beta = beta, .p = p };
+    NN_TRY(nn_batchnorm_check_fwd(&k.N, &k.C, &k.L, out, sm, si, rm, rv, inp, gamma, beta,
+                                  p, err));
+    nn_threadpool_run(c->pool, bn_fwd_task, &k);
+    return NN_OK;
+}
+
+static void bn_bwd_task(void *arg, int tid, int T)
+{
+    bn_task *k = arg;
+    int c0, c1;
+    nn_chunk(k->C, tid, T, &c0, &c1);
+    nn_batchnorm_bwd_range(k->dinp, k->dgamma, k->dbeta, k->dout, k->inp, k->gamma, k->csm,
+                           k->csi, k->N, k->C, k->L, c0, c1);
+}
+
+static nn_status cpu_batchnorm_bwd(void *ctx, nn_tensor *dinp, nn_tensor *dgamma,
+                                   nn_tensor *dbeta, const nn_tensor *dout,
+                                   const nn_tensor *inp, const nn_tensor *gamma,
+                                   const nn_tensor *sm, const nn_tensor *si, char *err)
+{
+    cpu_ctx *c = ctx;
+    bn_task k = { .dinp = dinp, .dgamma = dgamma, .dbeta = dbeta, .dout = dout, .inp = inp,
+                  .gamma = gamma, .csm = sm, .csi = si };
+    NN_TRY(nn_batchnorm_check_bwd(&k.N, &k.C, &k.L, dinp, dgamma, dbeta, dout, inp, gamma,
+                                  sm, si, err));
+    nn_threadpool_run(c->pool, bn_bwd_task, &k);
+    return NN_OK;
+}
+
 /* The remaining kernels already have the op signature but for the context;
- * batch norm and the loss are small next to the GEMMs. */
+ * the loss and dropout's backward are small next to the GEMMs. */
 #define WRAP(name, kernel, params, args)                                        \
     static nn_status name params { (void)ctx; return kernel args; }
 
@@ -557,16 +613,6 @@ WRAP(cpu_softmax_loss, nn_softmax_loss_real,
      (void *ctx, double *loss, nn_tensor *dscores, const nn_tensor *scores,
       const nn_tensor *labels, char *err),
      (loss, dscores, scores, labels, err))
-WRAP(cpu_batchnorm_fwd, nn_batchnorm_forward,
-     (void *ctx, nn_tensor *out, nn_tensor *sm, nn_tensor *si, nn_tensor *rm,
-      nn_tensor *rv, const nn_tensor *inp, const nn_tensor *gamma,
-      const nn_tensor *beta, const nn_batchnorm_params *p, char *err),
-     (out, sm, si, rm, rv, inp, gamma, beta, p, err))
-WRAP(cpu_batchnorm_bwd, nn_batchnorm_backward,
-     (void *ctx, nn_tensor *dinp, nn_tensor *dgamma, nn_tensor *dbeta,
-      const nn_tensor *dout, const nn_tensor *inp, const nn_tensor *gamma,
-      const nn_tensor *sm, const nn_tensor *si, char *err),
-     (dinp, dgamma, dbeta, dout, inp, gamma, sm, si, err))
 WRAP(cpu_dropout_bwd, nn_dropout_backward,
      (void *ctx, nn_tensor *dinp, const nn_tensor *dout, const nn_tensor *mask,
       char *err),

@@ -43,6 +43,7 @@ nn_status nn_softmax_loss_real(double *loss, nn_tensor *dscores,
  * The parts of the public kernels that split across threads, working on
  * [i0, i1) of arguments the public kernel has already validated. */
 #include <stdint.h>
+#include "nn/layers.h"
 #include "nn/optim.h"
 /* One update-rule step for elements [i0, i1) of n; state holds the rule's
  * slots back to back, each n long. */
@@ -67,6 +68,29 @@ void nn_linear_dw_cols(nn_real *dweight, nn_real *dbias, const nn_real *dout,
                        const nn_real *inp, int N, int D, int M, int j0, int j1);
 void nn_linear_dx_cols(nn_real *dinp, const nn_real *dout, const nn_real *weight,
                        int N, int D, int M, int d0, int d1);
+/* Batch norm over channels [c0, c1) of arguments its check accepted. */
+nn_status nn_batchnorm_check_fwd(int *N, int *C, size_t *L, const nn_tensor *out,
+                                 const nn_tensor *save_mean, const nn_tensor *save_invstd,
+                                 const nn_tensor *running_mean,
+                                 const nn_tensor *running_var, const nn_tensor *inp,
+                                 const nn_tensor *gamma, const nn_tensor *beta,
+                                 const nn_batchnorm_params *p, char *err);
+void nn_batchnorm_fwd_range(nn_tensor *out, nn_tensor *save_mean,
+                            nn_tensor *save_invstd, nn_tensor *running_mean,
+                            nn_tensor *running_var, const nn_tensor *inp,
+                            const nn_tensor *gamma, const nn_tensor *beta,
+                            const nn_batchnorm_params *p, int N, int C, size_t L,
+                            int c0, int c1);
+nn_status nn_batchnorm_check_bwd(int *N, int *C, size_t *L, const nn_tensor *dinp,
+                                 const nn_tensor *dgamma, const nn_tensor *dbeta,
+                                 const nn_tensor *dout, const nn_tensor *inp,
+                                 const nn_tensor *gamma, const nn_tensor *save_mean,
+                                 const nn_tensor *save_invstd, char *err);
+void nn_batchnorm_bwd_range(nn_tensor *dinp, nn_tensor *dgamma, nn_tensor *dbeta,
+                            const nn_tensor *dout, const nn_tensor *inp,
+                            const nn_tensor *gamma, const nn_tensor *save_mean,
+                            const nn_tensor *save_invstd, int N, int C, size_t L,
+                            int c0, int c1);
 /* The linear kernels' validation; fills N, D, M. */
 nn_status nn_linear_check_fwd(int *N, int *D, int *M, const nn_tensor *out,
                               const nn_tensor *inp, const nn_tensor *weight,

@@ -1,7 +1,8 @@
 /* test_backend.c: the threaded CPU backend against the plain kernels, in
  * double: every op it splits (conv and pool by images, linear by output
  * columns, element-wise ops by ranges, conv weight gradients through
- * per-thread partials) must give the kernels' results to 1e-12 for thread
+ * per-thread partials, batch norm by channels) must give the kernels'
+ * results to 1e-12 for thread
  * counts 1, 2 and 3 (3 splits a batch of 5 unevenly). */
 #include <math.h>
 #include <stdio.h>
@@ -118,6 +119,44 @@ static void run(int T)
     same("l2 grad", T, g1, g2);
     CHECK(fabs(ss1 - ss2) <= 1e-9 * ss1, "l2 sum %.15g vs %.15g", ss1, ss2);
     CHECK(nn_backend_zero(b, g2) == NN_OK && tu_max_abs(g2->data, g2->size) == 0, "zero");
+
+    /* batch norm, spatial (5,3,9,8) and 1-d (5,37): training forward,
+     * backward, then inference with the running statistics */
+    for (int spatial = 0; spatial <= 1; spatial++) {
+        const nn_tensor *in = spatial ? x : li;
+        const int C = in->shape[1];
+        nn_tensor *gm = mk(&r, 1, (int[]){ C }), *bt = mk(&r, 1, (int[]){ C });
+        nn_tensor *o1 = nn_tensor_create(in->ndim, in->shape), *o2 = dup(o1);
+        nn_tensor *sm1 = nn_tensor_create(1, (int[]){ C }), *si1 = dup(sm1), *sm2 = dup(sm1), *si2 = dup(sm1);
+        nn_tensor *rm1 = mk(&r, 1, (int[]){ C }), *rv1 = nn_tensor_create(1, (int[]){ C });
+        for (int i = 0; i < C; i++)
+            rv1->data[i] = 1 + 0.1 * i;
+        nn_tensor *rm2 = dup(rm1), *rv2 = dup(rv1);
+        nn_batchnorm_params bp = { .eps = 1e-5, .momentum = 0.9, .training = 1 };
+        nn_batchnorm_forward(o1, sm1, si1, rm1, rv1, in, gm, bt, &bp, NULL);
+        CHECK(nn_backend_batchnorm_forward(b, o2, sm2, si2, rm2, rv2, in, gm, bt, &bp) == NN_OK,
+              "bn: %s", nn_backend_errmsg(b));
+        same("batchnorm forward", T, o1, o2);
+        same("batchnorm running mean", T, rm1, rm2);
+        same("batchnorm running var", T, rv1, rv2);
+        nn_tensor *g2 = mk(&r, in->ndim, in->shape), *dx1 = mk(&r, in->ndim, in->shape), *dx2 = dup(dx1);
+        nn_tensor *dg1 = mk(&r, 1, (int[]){ C }), *dg2 = dup(dg1), *db1 = mk(&r, 1, (int[]){ C }), *db2 = dup(db1);
+        nn_batchnorm_backward(dx1, dg1, db1, g2, in, gm, sm1, si1, NULL);
+        CHECK(nn_backend_batchnorm_backward(b, dx2, dg2, db2, g2, in, gm, sm2, si2) == NN_OK,
+              "bn bwd: %s", nn_backend_errmsg(b));
+        same("batchnorm dx", T, dx1, dx2);
+        same("batchnorm dgamma", T, dg1, dg2);
+        same("batchnorm dbeta", T, db1, db2);
+        bp.training = 0;
+        nn_batchnorm_forward(o1, NULL, NULL, rm1, rv1, in, gm, bt, &bp, NULL);
+        CHECK(nn_backend_batchnorm_forward(b, o2, NULL, NULL, rm2, rv2, in, gm, bt, &bp) == NN_OK,
+              "bn test mode: %s", nn_backend_errmsg(b));
+        same("batchnorm inference", T, o1, o2);
+        nn_tensor *bn_all[] = { gm, bt, o1, o2, sm1, si1, sm2, si2, rm1, rv1, rm2, rv2, g2, dx1,
+                                dx2, dg1, dg2, db1, db2 };
+        for (size_t i = 0; i < sizeof bn_all / sizeof bn_all[0]; i++)
+            nn_tensor_free(bn_all[i]);
+    }
 
     nn_tensor *all[] = { x, w, bias, y1, y2, dy, ws, dx1, dw1, db1, dx2, dw2, db2, a, ra1, ra2,
                          ga, da1, da2, li, lw, lb, lo1, lo2, lg, ldx1, ldw1, ldb1, ldx2, ldw2,
