@@ -21,6 +21,9 @@ typedef struct cfg {
     char device[32];                /* "auto", "cpu" or "cuda:N" */
     long threads;                   /* CPU compute threads; 0 = one per online CPU */
     char token_file[CFG_PATH_MAX];  /* bearer token file; "" = none */
+    char migrations_dir[CFG_PATH_MAX]; /* SQL migrations; "" = built-in search */
+    long max_queued;                /* jobs waiting for a device, at most */
+    long metrics_flush;             /* loss rows buffered before one insert */
     char config_file[CFG_PATH_MAX]; /* the --config argument, "" if none */
 } cfg;
 

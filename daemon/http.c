@@ -7,6 +7,7 @@
  * each endpoint does is in api_*.c, not here. */
 #include "http.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,13 +18,32 @@
 #include <microhttpd.h>
 
 #include "api.h"
+#include "app.h"
 #include "log.h"
 #include "util.h"
 
 /* ---- the route table ---- */
 
+/* Every route here is documented in daemon/openapi.json, and every path
+ * there is routed here: test_openapi.c checks both directions. */
 const http_route http_routes[] = {
     { .method = "GET", .path = "/v1/health", .handler = api_health_get },
+    { .method = "GET", .path = "/v1/openapi.json", .handler = api_openapi_get },
+    { .method = "GET", .path = "/v1/datasets", .handler = api_datasets_list },
+    { .method = "GET", .path = "/v1/jobs", .handler = api_jobs_list },
+    { .method = "POST", .path = "/v1/jobs", .handler = api_jobs_create,
+      .max_body = 64 * 1024, .json = 1 },
+    { .method = "GET", .path = "/v1/jobs/{id}", .handler = api_jobs_get },
+    /* State changes take no body; a small one (curl -d '{}') is ignored. */
+    { .method = "POST", .path = "/v1/jobs/{id}/cancel", .handler = api_jobs_cancel,
+      .max_body = 1024 },
+    { .method = "POST", .path = "/v1/jobs/{id}/pause", .handler = api_jobs_pause,
+      .max_body = 1024 },
+    { .method = "POST", .path = "/v1/jobs/{id}/resume", .handler = api_jobs_resume,
+      .max_body = 1024 },
+    { .method = "GET", .path = "/v1/jobs/{id}/metrics", .handler = api_jobs_metrics },
+    { .method = "GET", .path = "/v1/jobs/{id}/events", .handler = api_jobs_events },
+    { .method = "GET", .path = "/metrics", .handler = api_prometheus_get },
 };
 const size_t http_routes_count = sizeof http_routes / sizeof http_routes[0];
 
@@ -46,6 +66,7 @@ static const struct {
     [HTTP_ERR_CONFLICT] = { "conflict", 409 },
     [HTTP_ERR_PAYLOAD_TOO_LARGE] = { "payload_too_large", 413 },
     [HTTP_ERR_UNSUPPORTED_MEDIA] = { "unsupported_media_type", 415 },
+    [HTTP_ERR_RESOURCE_EXHAUSTED] = { "resource_exhausted", 429 },
     [HTTP_ERR_INTERNAL] = { "internal", 500 },
     [HTTP_ERR_UNAVAILABLE] = { "unavailable", 503 },
 };
@@ -65,7 +86,34 @@ void http_reply_clear(http_reply *rep)
     if (rep == NULL)
         return;
     free(rep->body);
+    if (rep->stream_free != NULL)
+        rep->stream_free(rep->stream_cls);
     memset(rep, 0, sizeof *rep);
+}
+
+void http_reply_text(http_reply *rep, unsigned status, const char *content_type,
+                     const char *text, size_t len)
+{
+    free(rep->body);
+    rep->body = xmalloc(len + 1);
+    memcpy(rep->body, text, len);
+    rep->body[len] = '\0';
+    rep->len = len;
+    rep->status = status;
+    rep->content_type = content_type;
+}
+
+void http_reply_stream(http_reply *rep, unsigned status, const char *content_type,
+                       http_stream_fn fn, void *cls, void (*free_fn)(void *))
+{
+    free(rep->body);
+    rep->body = NULL;
+    rep->len = 0;
+    rep->status = status;
+    rep->content_type = content_type;
+    rep->stream = fn;
+    rep->stream_cls = cls;
+    rep->stream_free = free_fn;
 }
 
 /* The reply of last resort, when even building an error document failed. */
@@ -231,18 +279,104 @@ const char *http_req_query(const http_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* ---- request counters (GET /metrics) ---- */
+
+/* Prometheus's default buckets, seconds. */
+static const double buckets[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+#define NBUCKETS (sizeof buckets / sizeof buckets[0])
+#define NCODES 12   /* distinct status codes counted per route; more share "other" */
+
+typedef struct route_stats {
+    struct { unsigned code; unsigned long long n; } codes[NCODES];
+    unsigned long long bucket[NBUCKETS];   /* non-cumulative; summed on output */
+    unsigned long long count;
+    double sum;
+} route_stats;
+
 struct http_server {
     struct MHD_Daemon *mhd;
     const http_route *routes;
     size_t nroutes;
     struct app *app;
+    pthread_mutex_t stats_mu;
+    route_stats *stats;       /* nroutes + 1; the last is "unmatched" */
 };
+
+static void stats_record(http_server *s, const http_route *route, unsigned code,
+                         double seconds)
+{
+    size_t i = route != NULL ? (size_t)(route - s->routes) : s->nroutes;
+    route_stats *rs;
+
+    if (i > s->nroutes)
+        i = s->nroutes;
+    rs = &s->stats[i];
+    pthread_mutex_lock(&s->stats_mu);
+    for (int k = 0; k < NCODES; k++) {
+        /* The last slot collects codes beyond the first NCODES - 1 seen. */
+        if (rs->codes[k].code == code || rs->codes[k].code == 0 || k == NCODES - 1) {
+            if (rs->codes[k].code == 0)
+                rs->codes[k].code = code;
+            rs->codes[k].n++;
+            break;
+        }
+    }
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        if (seconds <= buckets[b]) {
+            rs->bucket[b]++;
+            break;
+        }
+    }
+    rs->count++;
+    rs->sum += seconds;
+    pthread_mutex_unlock(&s->stats_mu);
+}
+
+void http_metrics_write(http_server *s, strbuf *out)
+{
+    pthread_mutex_lock(&s->stats_mu);
+    sb_printf(out, "# HELP convnetd_http_requests_total HTTP requests answered, by route "
+                   "pattern and status code.\n# TYPE convnetd_http_requests_total counter\n");
+    for (size_t i = 0; i <= s->nroutes; i++) {
+        const char *route = i < s->nroutes ? s->routes[i].path : "unmatched";
+        const char *method = i < s->nroutes ? s->routes[i].method : "";
+        for (int k = 0; k < NCODES && s->stats[i].codes[k].code != 0; k++)
+            sb_printf(out, "convnetd_http_requests_total{method=\"%s\",route=\"%s\","
+                           "code=\"%u\"} %llu\n", method, route,
+                      s->stats[i].codes[k].code, s->stats[i].codes[k].n);
+    }
+    sb_printf(out, "# HELP convnetd_http_request_duration_seconds Time from a request's "
+                   "first byte to the end of its reply.\n"
+                   "# TYPE convnetd_http_request_duration_seconds histogram\n");
+    for (size_t i = 0; i <= s->nroutes; i++) {
+        const route_stats *rs = &s->stats[i];
+        const char *route = i < s->nroutes ? s->routes[i].path : "unmatched";
+        const char *method = i < s->nroutes ? s->routes[i].method : "";
+        unsigned long long cum = 0;
+        if (rs->count == 0)
+            continue;
+        for (size_t b = 0; b < NBUCKETS; b++) {
+            cum += rs->bucket[b];
+            sb_printf(out, "convnetd_http_request_duration_seconds_bucket{method=\"%s\","
+                           "route=\"%s\",le=\"%g\"} %llu\n", method, route, buckets[b], cum);
+        }
+        sb_printf(out, "convnetd_http_request_duration_seconds_bucket{method=\"%s\","
+                       "route=\"%s\",le=\"+Inf\"} %llu\n", method, route, rs->count);
+        sb_printf(out, "convnetd_http_request_duration_seconds_sum{method=\"%s\","
+                       "route=\"%s\"} %.6f\n", method, route, rs->sum);
+        sb_printf(out, "convnetd_http_request_duration_seconds_count{method=\"%s\","
+                       "route=\"%s\"} %llu\n", method, route, rs->count);
+    }
+    pthread_mutex_unlock(&s->stats_mu);
+}
 
 /* Per-request state, from the first access callback to the completed one. */
 typedef struct req_ctx {
     http_req req;
     const http_route *route;   /* NULL when routing failed */
     http_reply reply;
+    double t0;                 /* now_mono() at the first callback */
+    unsigned sent_status;      /* the status queued, 0 before */
     int failed;                /* reply already holds an error: skip the handler */
     char *buf;                 /* body so far, NUL-terminated when non-NULL */
     size_t len, cap;
@@ -251,6 +385,39 @@ typedef struct req_ctx {
 
 /* Sends rep on conn; the body's ownership passes to libmicrohttpd. This is
  * the only place a response is queued. */
+/* Adapts an http_stream_fn to libmicrohttpd's content reader. */
+typedef struct stream_ctx {
+    http_stream_fn fn;
+    void *cls;
+    void (*free_fn)(void *);
+} stream_ctx;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream_ctx *sc = cls;
+    long n;
+
+    (void)pos;
+    n = sc->fn(sc->cls, buf, max);
+    if (n == HTTP_STREAM_END || n < 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n == 0) {
+        /* Zero would make libmicrohttpd call again at once; the contract
+         * forbids it, so treat it as the end rather than spin. */
+        log_err("a stream callback returned 0 bytes; ending the stream");
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    return (ssize_t)n;
+}
+
+static void stream_release(void *cls)
+{
+    stream_ctx *sc = cls;
+    if (sc->free_fn != NULL)
+        sc->free_fn(sc->cls);
+    free(sc);
+}
+
 static enum MHD_Result send_reply(struct MHD_Connection *conn, const http_req *req,
                                   http_reply *rep)
 {
@@ -263,21 +430,55 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, const http_req *r
     }
     if (rep->status >= 500)
         log_err("%s %s -> %u", req->method, req->path, rep->status);
-    resp = MHD_create_response_from_buffer_with_free_callback(rep->len, rep->body, &free);
-    if (resp == NULL) {
-        http_reply_clear(rep);
-        return MHD_NO;
+    if (rep->stream != NULL) {
+        stream_ctx *sc = xcalloc(1, sizeof *sc);
+        sc->fn = rep->stream;
+        sc->cls = rep->stream_cls;
+        sc->free_fn = rep->stream_free;
+        /* From here on the stream's context belongs to sc, even when the
+         * response cannot be made (stream_release runs then). */
+        rep->stream = NULL;
+        rep->stream_cls = NULL;
+        rep->stream_free = NULL;
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, &stream_read,
+                                                 sc, &stream_release);
+        if (resp == NULL) {
+            stream_release(sc);
+            http_reply_clear(rep);
+            return MHD_NO;
+        }
+    } else {
+        resp = MHD_create_response_from_buffer_with_free_callback(rep->len, rep->body, &free);
+        if (resp == NULL) {
+            http_reply_clear(rep);
+            return MHD_NO;
+        }
+        rep->body = NULL;   /* owned by resp now */
+        rep->len = 0;
     }
-    rep->body = NULL;   /* owned by resp now */
-    rep->len = 0;
     if (rep->content_type != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->content_type);
     if (rep->allow[0] != '\0')
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    if (rep->location[0] != '\0')
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rep->location);
+    if (rep->no_cache)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     ret = MHD_queue_response(conn, rep->status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+/* Constant-time comparison, so the token cannot be guessed byte by byte
+ * from response times. */
+static int token_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+    return diff == 0;
 }
 
 /* Routes the request and checks its declared size. Errors go to ctx->reply. */
@@ -301,6 +502,19 @@ static void begin_request(req_ctx *ctx, const http_server *s)
                          "%s is not allowed on %s; allowed: %s", ctx->req.method,
                          ctx->req.path, ctx->reply.allow);
         return;
+    }
+    /* Changes need the bearer token when one is configured. */
+    if (s->app != NULL && s->app->token != NULL && strcmp(ctx->route->method, "GET") != 0) {
+        const char *auth = MHD_lookup_connection_value(ctx->req.conn, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_AUTHORIZATION);
+        if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0 ||
+            !token_equal(auth + 7, s->app->token)) {
+            ctx->failed = 1;
+            http_reply_error(&ctx->reply, HTTP_ERR_UNAUTHORIZED, NULL,
+                             "%s %s needs \"Authorization: Bearer <token>\"",
+                             ctx->route->method, ctx->route->path);
+            return;
+        }
     }
     /* Refuse early on a declared length, so we never buffer any of it. */
     cl = MHD_lookup_connection_value(ctx->req.conn, MHD_HEADER_KIND,
@@ -389,6 +603,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         ctx->req.path = url;
         ctx->req.body = "";
         ctx->req.conn = conn;
+        ctx->req.server = s;
+        ctx->t0 = now_mono();
         *con_cls = ctx;
         begin_request(ctx, s);
         return MHD_YES;
@@ -403,19 +619,25 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (!ctx->failed)
         run_handler(ctx);
+    if (ctx->reply.status == 0)
+        ctx->sent_status = 500;   /* send_reply turns it into a 500 */
+    else
+        ctx->sent_status = ctx->reply.status;
     return send_reply(conn, &ctx->req, &ctx->reply);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    http_server *s = cls;
     req_ctx *ctx = *con_cls;
 
-    (void)cls;
     (void)conn;
     (void)toe;
     if (ctx == NULL)
         return;
+    if (ctx->sent_status != 0)
+        stats_record(s, ctx->route, ctx->sent_status, now_mono() - ctx->t0);
     cJSON_Delete(ctx->json);
     free(ctx->buf);
     http_reply_clear(&ctx->reply);
@@ -432,7 +654,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* ---- the server ---- */
 
 int http_start(http_server **out, const http_route *routes, size_t nroutes,
-               struct app *app, const struct sockaddr *addr, socklen_t addrlen,
+               struct app *shared, const struct sockaddr *addr, socklen_t addrlen,
                char *err, size_t errlen)
 {
     http_server *s = xcalloc(1, sizeof *s);
@@ -447,7 +669,9 @@ int http_start(http_server **out, const http_route *routes, size_t nroutes,
         flags |= MHD_USE_IPv6;
     s->routes = routes;
     s->nroutes = nroutes;
-    s->app = app;
+    s->app = shared;
+    s->stats = xcalloc(nroutes + 1, sizeof *s->stats);
+    pthread_mutex_init(&s->stats_mu, NULL);
     /* The logger goes first, or MHD logs the options before it its own way. */
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, &on_access, s,
                               MHD_OPTION_EXTERNAL_LOGGER, &on_mhd_log, NULL,
@@ -460,6 +684,8 @@ int http_start(http_server **out, const http_route *routes, size_t nroutes,
         /* libmicrohttpd has logged the reason (e.g. address in use). */
         if (err != NULL && errlen > 0)
             snprintf(err, errlen, "cannot start the HTTP server (see the message above)");
+        pthread_mutex_destroy(&s->stats_mu);
+        free(s->stats);
         free(s);
         return -1;
     }
@@ -478,5 +704,7 @@ void http_stop(http_server *s)
     if (s == NULL)
         return;
     MHD_stop_daemon(s->mhd);
+    pthread_mutex_destroy(&s->stats_mu);
+    free(s->stats);
     free(s);
 }

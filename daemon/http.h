@@ -15,6 +15,7 @@
 
 struct app;             /* the daemon's shared state, defined in app.h */
 struct MHD_Connection;
+struct http_server;
 
 /* ---- path parameters ---- */
 
@@ -47,6 +48,7 @@ typedef enum http_err {
     HTTP_ERR_CONFLICT,           /* 409 conflict */
     HTTP_ERR_PAYLOAD_TOO_LARGE,  /* 413 payload_too_large */
     HTTP_ERR_UNSUPPORTED_MEDIA,  /* 415 unsupported_media_type */
+    HTTP_ERR_RESOURCE_EXHAUSTED, /* 429 resource_exhausted */
     HTTP_ERR_INTERNAL,           /* 500 internal */
     HTTP_ERR_UNAVAILABLE,        /* 503 unavailable */
     HTTP_ERR_COUNT
@@ -56,6 +58,15 @@ typedef enum http_err {
 const char *http_err_code(http_err e);
 unsigned http_err_status(http_err e);
 
+/* A streamed body (Server-Sent Events): called on the connection's thread
+ * whenever the client can take more. It writes up to max bytes to buf and
+ * returns how many (>= 1), or HTTP_STREAM_END to finish the reply. It may
+ * block (the server runs a thread per connection), but for at most a
+ * second or so, so that shutdown is never held up for long. It must never
+ * return 0. */
+#define HTTP_STREAM_END (-1L)
+typedef long (*http_stream_fn)(void *cls, char *buf, size_t max);
+
 /* What a handler answers. Zero-initialise it; a handler that leaves status 0
  * produces a 500. body is owned by the reply (malloc'd). */
 typedef struct http_reply {
@@ -64,6 +75,11 @@ typedef struct http_reply {
     char *body;
     size_t len;
     char allow[96];             /* Allow header for 405; "" = none */
+    char location[128];         /* Location header (201); "" = none */
+    int no_cache;               /* send Cache-Control: no-cache */
+    http_stream_fn stream;      /* when set, the body is streamed, not body */
+    void *stream_cls;
+    void (*stream_free)(void *cls);  /* releases stream_cls once the reply is done */
 } http_reply;
 
 /* Sets rep to status with doc serialised as its body (plus a newline, for
@@ -78,7 +94,17 @@ void http_reply_json(http_reply *rep, unsigned status, cJSON *doc);
 void http_reply_error(http_reply *rep, http_err code, const char *field,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Frees rep's body and zeroes it. NULL-safe. */
+/* Sets rep to status with a copy of text (len bytes) as its body. */
+void http_reply_text(http_reply *rep, unsigned status, const char *content_type,
+                     const char *text, size_t len);
+
+/* Sets rep to a streamed reply: fn produces the body from cls, free_fn (may
+ * be NULL) releases cls when the reply ends, also when it is never sent.
+ * Ownership of cls passes to rep. */
+void http_reply_stream(http_reply *rep, unsigned status, const char *content_type,
+                       http_stream_fn fn, void *cls, void (*free_fn)(void *));
+
+/* Frees rep's body (and an unsent stream's cls) and zeroes it. NULL-safe. */
 void http_reply_clear(http_reply *rep);
 
 /* ---- requests and routes ---- */
@@ -94,6 +120,7 @@ typedef struct http_req {
     size_t body_len;
     const cJSON *json;          /* parsed body for routes with .json set, else NULL */
     struct MHD_Connection *conn;/* NULL when a test calls a handler directly */
+    struct http_server *server; /* the server answering; NULL likewise */
 } http_req;
 
 /* A request header or query argument by name (headers case-insensitive), or
@@ -116,6 +143,9 @@ typedef struct http_route {
     size_t max_body;
     int json;
 } http_route;
+
+/* When app->token is set, every route whose method is not GET (or HEAD)
+ * needs "Authorization: Bearer <token>"; without it the answer is 401. */
 
 /* The daemon's route table (defined in http.c). */
 extern const http_route http_routes[];
@@ -150,6 +180,13 @@ int http_start(http_server **out, const http_route *routes, size_t nroutes,
 
 /* The TCP port actually bound (the real one when 0 was asked for). */
 unsigned http_port(const http_server *s);
+
+/* Appends the request counters in Prometheus text format to out:
+ * convnetd_http_requests_total{route,code} and the histogram
+ * convnetd_http_request_duration_seconds{route}. route is the route's
+ * pattern ("/v1/jobs/{id}"), or "unmatched" for 404s. Thread-safe. */
+struct strbuf;
+void http_metrics_write(http_server *s, struct strbuf *out);
 
 /* Stops accepting, closes connections, waits for handlers to finish and
  * frees s. NULL is a no-op. */

@@ -1,9 +1,13 @@
 /* main.c: convnetd's start-up and shutdown, nothing else.
  *
- * Reads the settings, prepares the state directory and the BLAS, starts the
- * HTTP server, tells systemd it is ready, then sleeps until SIGTERM/SIGINT
- * and shuts down in reverse order. Request handling lives in http.c and
- * api_*.c. Exit status: 0 clean shutdown, 1 run-time failure, 2 bad settings. */
+ * Reads the settings, prepares the state directory, opens and migrates the
+ * store, loads the BLAS, finds the devices and data sets, requeues the jobs
+ * a previous run left, starts one worker per device and the HTTP server,
+ * tells systemd it is ready, then sleeps until SIGTERM/SIGINT. Shutdown is
+ * graceful: running jobs finish their minibatch and checkpoint, and stay
+ * marked running so the next start resumes them. Request handling lives in
+ * http.c and api_*.c, training in worker.c. Exit status: 0 clean shutdown,
+ * 1 run-time failure, 2 bad settings. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,13 +22,32 @@
 
 #include <cjson/cJSON.h>
 #include <nn/blas.h>
+#ifdef CONVNETD_HAVE_CUDA
+#include <nn_cuda/nn_cuda.h>
+#endif
 
 #include "app.h"
 #include "config.h"
+#include "datasets.h"
 #include "http.h"
+#include "jobs.h"
 #include "log.h"
 #include "sdnotify.h"
+#include "store.h"
 #include "util.h"
+#include "worker.h"
+
+/* Where migrations/ is, set by CMake: the source tree's and the installed
+ * copy, and the installed binary's path to tell which one we are. */
+#ifndef CONVNETD_MIGRATIONS_SOURCE
+#define CONVNETD_MIGRATIONS_SOURCE "migrations"
+#endif
+#ifndef CONVNETD_MIGRATIONS_INSTALLED
+#define CONVNETD_MIGRATIONS_INSTALLED "/usr/local/share/convnetd/migrations"
+#endif
+#ifndef CONVNETD_INSTALLED_BINARY
+#define CONVNETD_INSTALLED_BINARY "/usr/local/bin/convnetd"
+#endif
 
 #define TOKEN_MAX 256
 
@@ -110,6 +133,102 @@ static int make_dirs(const char *path, mode_t mode)
     return 0;
 }
 
+/* 127.0.0.0/8 or ::1. */
+static int is_loopback(const struct sockaddr_storage *addr)
+{
+    if (addr->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24) == 127;
+    if (addr->ss_family == AF_INET6) {
+        static const unsigned char lo[16] = { [15] = 1 };
+        return memcmp(&((const struct sockaddr_in6 *)addr)->sin6_addr, lo, 16) == 0;
+    }
+    return 0;
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The migrations directory: the setting when given; else the installed
+ * copy for the installed binary and the source tree's for a build-tree
+ * binary, each falling back to the other. NULL when none exists. */
+static const char *migrations_dir(const cfg *c)
+{
+    char self[CFG_PATH_MAX], installed[CFG_PATH_MAX];
+    ssize_t n;
+    int is_installed = 0;
+
+    if (c->migrations_dir[0] != '\0')
+        return c->migrations_dir;
+    n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        /* The install prefix may itself be a symlink: compare real paths. */
+        if (realpath(CONVNETD_INSTALLED_BINARY, installed) != NULL)
+            is_installed = strcmp(self, installed) == 0;
+    }
+    if (is_installed && is_dir(CONVNETD_MIGRATIONS_INSTALLED))
+        return CONVNETD_MIGRATIONS_INSTALLED;
+    if (is_dir(CONVNETD_MIGRATIONS_SOURCE))
+        return CONVNETD_MIGRATIONS_SOURCE;
+    if (is_dir(CONVNETD_MIGRATIONS_INSTALLED))
+        return CONVNETD_MIGRATIONS_INSTALLED;
+    return NULL;
+}
+
+/* Fills a->devices from the device setting: "auto" is the CPU and every
+ * GPU, "cpu" the CPU alone, "cuda:N" GPU N alone. Returns 0, or -1 with a
+ * message in err when the asked-for GPU does not exist. */
+static int find_devices(app *a, const cfg *c, char *err, size_t errlen)
+{
+    int want_cuda = cfg_device_cuda_index(c->device);
+    device_desc *d;
+
+    if (strcmp(c->device, "auto") == 0 || strcmp(c->device, "cpu") == 0) {
+        d = &a->devices[a->ndevices++];
+        snprintf(d->name, sizeof d->name, "cpu");
+        d->cuda = -1;
+        snprintf(d->info, sizeof d->info, "%d threads; %s", a->cpu_threads,
+                 a->blas != NULL ? a->blas : "no BLAS");
+    }
+#ifdef CONVNETD_HAVE_CUDA
+    a->have_cuda = 1;
+    if (strcmp(c->device, "cpu") != 0) {
+        int n = nn_cuda_device_count();
+        if (want_cuda >= 0 && want_cuda >= n) {
+            snprintf(err, errlen, "device: %s asked for, but the CUDA runtime sees %d GPU(s)",
+                     c->device, n);
+            return -1;
+        }
+        for (int i = 0; i < n && a->ndevices < APP_MAX_DEVICES; i++) {
+            const char *gib;
+            if (want_cuda >= 0 && i != want_cuda)
+                continue;
+            d = &a->devices[a->ndevices++];
+            snprintf(d->name, sizeof d->name, "cuda:%d", i);
+            d->cuda = i;
+            if (nn_cuda_device_info(i, d->info, sizeof d->info) != NN_OK)
+                log_warn("%s: %s", d->name, d->info);
+            /* The info line ends in the memory, e.g. "139.8 GiB". */
+            gib = strstr(d->info, " GiB");
+            if (gib != NULL) {
+                const char *p = gib;
+                while (p > d->info && (p[-1] == '.' || (p[-1] >= '0' && p[-1] <= '9')))
+                    p--;
+                d->memory = (uint64_t)(strtod(p, NULL) * 1073741824.0);
+            }
+        }
+    }
+#else
+    (void)want_cuda;
+    (void)err;
+    (void)errlen;
+#endif
+    return 0;
+}
+
 /* Reads the bearer token: the file's content without trailing whitespace,
  * 1..TOKEN_MAX bytes. Returns 0 or -1 with a message in err. */
 static int read_token(const char *path, char *token, size_t size, char *err, size_t errlen)
@@ -168,11 +287,13 @@ int main(int argc, char **argv)
     socklen_t addrlen;
     cJSON_Hooks hooks = { .malloc_fn = xmalloc, .free_fn = free };
     http_server *server = NULL;
+    worker *workers[APP_MAX_DEVICES] = { 0 };
+    const char *mdir;
     struct stat st;
     cfg c;
     app a;
     long ncpu;
-    int sig, rc = 1;
+    int sig, rc = 1, from = 0, to = 0, requeued;
 
     log_init();
     switch (cfg_parse_args(&c, argc, argv, err, sizeof err)) {
@@ -208,6 +329,10 @@ int main(int argc, char **argv)
      * handler has to treat a NULL from cJSON_Create* as a possibility. */
     cJSON_InitHooks(&hooks);
 
+    if (!is_loopback(&addr) && c.token_file[0] == '\0')
+        log_warn("listening on %s without a token-file: anyone who can reach it can "
+                 "submit and cancel jobs", c.listen);
+
     /* Settings errors first, before anything is created on disk. */
     if (c.token_file[0] != '\0') {
         if (read_token(c.token_file, token, sizeof token, err, sizeof err) != 0) {
@@ -229,6 +354,28 @@ int main(int argc, char **argv)
         log_warn("data-dir %s is not a directory; jobs that need datasets will fail",
                  c.data_dir);
 
+    /* The store: one connection here for the HTTP threads; each worker
+     * opens its own (see store.h). */
+    snprintf(a.db_path, sizeof a.db_path, "%s/convnetd.db", c.state_dir);
+    mdir = migrations_dir(&c);
+    if (mdir == NULL) {
+        log_err("cannot find the migrations directory (looked in %s and %s); "
+                "set --migrations-dir", CONVNETD_MIGRATIONS_INSTALLED, CONVNETD_MIGRATIONS_SOURCE);
+        goto fail;
+    }
+    if (store_open(&a.db, a.db_path, err, sizeof err) != 0 ||
+        store_migrate(a.db, mdir, 0, &from, &to, err, sizeof err) != 0) {
+        log_err("store: %s", err);
+        goto fail;
+    }
+    if (to != STORE_SCHEMA_VERSION) {
+        log_err("store: %s brings the schema to version %d, this convnetd needs %d",
+                mdir, to, STORE_SCHEMA_VERSION);
+        goto fail;
+    }
+    log_info("store %s: schema version %d%s (migrations from %s)", a.db_path, to,
+             from != to ? " (migrated)" : "", mdir);
+
     ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     a.cpu_threads = c.threads > 0 ? (int)c.threads : (ncpu > 0 ? (int)ncpu : 1);
     nn_blas_set_threads(a.cpu_threads);
@@ -243,6 +390,27 @@ int main(int argc, char **argv)
         log_info("BLAS: %s", a.blas);
     }
     log_info("device %s, %d CPU threads", c.device, a.cpu_threads);
+    if (find_devices(&a, &c, err, sizeof err) != 0) {
+        log_err("%s", err);
+        rc = 2;
+        goto fail;
+    }
+    for (int i = 0; i < a.ndevices; i++)
+        log_info("device %s: %s", a.devices[i].name, a.devices[i].info);
+
+    datasets_scan(&a.datasets, c.data_dir);
+    a.jobs = jobs_create(&a);
+    requeued = jobs_recover(a.jobs, a.db);
+    if (requeued < 0) {
+        log_err("store: cannot read the jobs left by the last run");
+        goto fail;
+    }
+    for (int i = 0; i < a.ndevices; i++) {
+        if (worker_start(&workers[i], &a, i, err, sizeof err) != 0) {
+            log_err("%s", err);
+            goto fail;
+        }
+    }
 
     if (setup_signals() != 0) {
         log_err("cannot install signal handlers: %s", strerror(errno));
@@ -267,7 +435,16 @@ int main(int argc, char **argv)
     rc = 0;
 
 fail:
+    /* Workers first: each running job finishes its minibatch and
+     * checkpoints while HTTP still answers (event streams end at once). */
+    if (a.jobs != NULL)
+        jobs_shutdown(a.jobs);
+    for (int i = 0; i < APP_MAX_DEVICES; i++)
+        worker_join(workers[i]);
     http_stop(server);
+    jobs_free(a.jobs);
+    datasets_free(a.datasets);
+    store_close(a.db);
     for (int i = 0; i < 2; i++)
         if (signal_pipe[i] >= 0)
             close(signal_pipe[i]);

@@ -1,8 +1,14 @@
-/* util.c: abort-on-OOM allocation helpers (see util.h). */
+/* util.c: allocation, string buffer, time, parsing and host helpers (see
+ * util.h). */
 #include "util.h"
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -42,4 +48,146 @@ char *xstrdup(const char *s)
     char *p = xmalloc(n);
     memcpy(p, s, n);
     return p;
+}
+
+/* ---- string buffer ---- */
+
+static void sb_reserve(strbuf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    b->s = xrealloc(b->s, cap);
+    b->cap = cap;
+}
+
+void sb_append(strbuf *b, const char *s, size_t n)
+{
+    sb_reserve(b, n);
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+void sb_printf(strbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    sb_reserve(b, 128);
+    va_start(ap, fmt);
+    n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;   /* an encoding error: nothing sensible to append */
+    if ((size_t)n >= b->cap - b->len) {
+        sb_reserve(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)n;
+}
+
+void sb_reset(strbuf *b)
+{
+    b->len = 0;
+    if (b->s != NULL)
+        b->s[0] = '\0';
+}
+
+char *sb_take(strbuf *b)
+{
+    char *s = b->s != NULL ? b->s : xstrdup("");
+    memset(b, 0, sizeof *b);
+    return s;
+}
+
+void sb_free(strbuf *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- time ---- */
+
+double now_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void format_rfc3339(char *out, size_t len, double t)
+{
+    time_t secs = (time_t)t;
+    long ms = (long)((t - (double)secs) * 1000.0);
+    struct tm tm;
+
+    if (ms < 0)
+        ms = 0;
+    if (ms > 999)
+        ms = 999;
+    if (gmtime_r(&secs, &tm) == NULL) {
+        snprintf(out, len, "1970-01-01T00:00:00.000Z");
+        return;
+    }
+    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+/* ---- parsing ---- */
+
+int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    long v;
+
+    if (s == NULL || *s == '\0' || !(*s == '-' || (*s >= '0' && *s <= '9')))
+        return -1;
+    if (*s == '-' && lo >= 0)
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (*end != '\0' || errno == ERANGE || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ---- the host ---- */
+
+uint64_t host_available_memory(void)
+{
+    char line[256];
+    FILE *f = fopen("/proc/meminfo", "r");
+    long pages, psize;
+
+    if (f != NULL) {
+        while (fgets(line, sizeof line, f) != NULL) {
+            unsigned long long kb;
+            if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+                fclose(f);
+                return (uint64_t)kb * 1024u;
+            }
+        }
+        fclose(f);
+    }
+    /* Older kernels lack MemAvailable; free pages undercount (no page cache)
+     * but err on the safe side. */
+    pages = sysconf(_SC_AVPHYS_PAGES);
+    psize = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || psize <= 0)
+        return 0;
+    return (uint64_t)pages * (uint64_t)psize;
 }

@@ -35,8 +35,60 @@ if ((${#missing[@]} > 0)); then
 fi
 
 # ---- web dependencies (npm) --------------------------------------------------
-# Reserved for the dashboard issue: the chart library and the browser tests
-# (web/package.json) get installed here, with the same fast path.
+# The dashboard's chart library (web/package.json: uPlot) is copied from npm's
+# tree into web/vendor/, so the daemon serves, and `cmake --install` installs,
+# plain files: nothing for the user to build. The browser tests drive Debian's
+# chromium with playwright-core (tests/web/package.json), which must never
+# download a browser of its own. Fast path: node, npm and chromium present,
+# and each npm tree installed from the lock file it was installed from (its
+# hash is kept beside it): then nothing runs, not even npm.
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+web_apt=()
+command -v node >/dev/null || web_apt+=(nodejs)
+command -v npm >/dev/null || web_apt+=(npm)
+[[ -x /usr/bin/chromium ]] || web_apt+=(chromium)
+if ((${#web_apt[@]} > 0)); then
+  echo "deps.sh: installing ${web_apt[*]}" >&2
+  [[ $(id -u) -eq 0 ]] || die "packages missing (${web_apt[*]}); run as root: sudo bash scripts/deps.sh"
+  apt-get update || die "apt-get update failed"
+  apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "${web_apt[@]}" \
+    || die "apt-get install ${web_apt[*]} failed"
+fi
+
+lock_hash() { sha256sum "$1/package-lock.json" | cut -d' ' -f1; }
+
+# npm_ci DIR: a clean install of DIR's lock file (no audit, no browser).
+npm_ci() {
+  echo "deps.sh: npm ci in $1" >&2
+  (cd "$1" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) \
+    || die "npm ci in $1 failed (is the npm registry reachable?)"
+}
+
+# The dashboard needs only web/vendor/; its stamp is the lock file's hash.
+vendor=$repo/web/vendor
+if [[ ! -f $vendor/uplot/uPlot.iife.min.js || "$(cat "$vendor/.lock-sha256" 2>/dev/null)" != "$(lock_hash "$repo/web")" ]]; then
+  npm_ci "$repo/web"
+  rm -rf "$vendor"
+  mkdir -p "$vendor/uplot"
+  dist=$repo/web/node_modules/uplot/dist
+  cp "$dist/uPlot.iife.min.js" "$dist/uPlot.min.css" "$repo/web/node_modules/uplot/LICENSE" "$vendor/uplot/"
+  lock_hash "$repo/web" > "$vendor/.lock-sha256"
+  chown_back=1
+fi
+
+tests_web=$repo/tests/web
+if [[ "$(cat "$tests_web/node_modules/.lock-sha256" 2>/dev/null)" != "$(lock_hash "$tests_web")" ]]; then
+  npm_ci "$tests_web"
+  lock_hash "$tests_web" > "$tests_web/node_modules/.lock-sha256"
+  chown_back=1
+fi
+
+# Under sudo, what was written into the checkout goes back to its user.
+if [[ -n ${chown_back:-} && $(id -u) -eq 0 && -n ${SUDO_UID:-} ]]; then
+  chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$vendor" "$repo/web/node_modules" "$tests_web/node_modules" \
+    2>/dev/null || true
+fi
 # ------------------------------------------------------------------------------
 
 exit 0

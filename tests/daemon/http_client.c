@@ -15,7 +15,7 @@
 int hc_raw(unsigned port, const char *req, size_t len, hc_reply *out)
 {
     struct sockaddr_in sa;
-    struct timeval tv = { .tv_sec = 10 };
+    struct timeval tv = { .tv_sec = 30 };
     size_t got = 0, sent = 0;
     char *sep;
     int fd = -1;

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#define HC_MAX_REPLY (256 * 1024)
+#define HC_MAX_REPLY (8 * 1024 * 1024)
 
 typedef struct hc_reply {
     int status;           /* e.g. 200; 0 when nothing parseable came back */
@@ -20,7 +20,7 @@ typedef struct hc_reply {
 } hc_reply;
 
 /* Sends the raw bytes req (len bytes) to 127.0.0.1:port and reads the reply
- * until the server closes. Times out after 10 s. Returns 0 with *out filled
+ * until the server closes. Times out after 30 s of silence. Returns 0 with *out filled
  * (free with hc_free), or -1 with a message on stderr. */
 int hc_raw(unsigned port, const char *req, size_t len, hc_reply *out);
 

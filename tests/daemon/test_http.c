@@ -6,6 +6,7 @@
  * headers, and the error document on the wire. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,6 +48,36 @@ static void item(const http_req *req, http_reply *rep)
     http_reply_json(rep, 200, doc);
 }
 
+/* GET /stream: a streamed body of three pieces, "one two three". */
+static long stream_fn(void *cls, char *buf, size_t max)
+{
+    int *state = cls;
+    static const char *const pieces[] = { "one ", "two ", "three" };
+    size_t n;
+    if (*state >= 3)
+        return HTTP_STREAM_END;
+    n = strlen(pieces[*state]);
+    if (n > max)
+        n = max;
+    memcpy(buf, pieces[*state], n);
+    (*state)++;
+    return (long)n;
+}
+
+static int stream_freed;
+
+static void stream_free(void *cls)
+{
+    free(cls);
+    stream_freed++;
+}
+
+static void streamed(const http_req *req, http_reply *rep)
+{
+    (void)req;
+    http_reply_stream(rep, 200, "text/plain", stream_fn, calloc(1, sizeof(int)), stream_free);
+}
+
 /* GET /silent: a buggy handler that sets no reply. */
 static void silent(const http_req *req, http_reply *rep)
 {
@@ -61,6 +92,7 @@ static const http_route routes[] = {
     { .method = "GET", .path = "/items/{id}", .handler = item },
     { .method = "DELETE", .path = "/items/{id}", .handler = item },
     { .method = "GET", .path = "/silent", .handler = silent },
+    { .method = "GET", .path = "/stream", .handler = streamed },
 };
 
 /* The reply's body parsed as JSON; NULL (and a failed check) if it is not. */
@@ -224,7 +256,45 @@ int main(void)
         hc_free(&r);
     } else CHECK(!"GET /silent");
 
+    /* A streamed reply arrives whole (chunked) and its context is freed. */
+    if (hc_request(port, "GET", "/stream", NULL, NULL, 0, &r) == 0) {
+        CHECK(r.status == 200);
+        CHECK(hc_header(&r, "Transfer-Encoding", hdr, sizeof hdr) != NULL &&
+              strcmp(hdr, "chunked") == 0);
+        CHECK(strstr(r.body, "one ") != NULL && strstr(r.body, "two ") != NULL &&
+              strstr(r.body, "three") != NULL);
+        hc_free(&r);
+    } else CHECK(!"GET /stream");
+
     http_stop(srv);
     http_stop(NULL);
+    CHECK(stream_freed == 1);
+
+    /* With a bearer token, changes need it; reads do not. */
+    a.token = "s3cret";
+    srv = NULL;
+    if (http_start(&srv, routes, sizeof routes / sizeof routes[0], &a,
+                   (struct sockaddr *)&sa, sizeof sa, err, sizeof err) != 0) {
+        fprintf(stderr, "http_start: %s\n", err);
+        return 1;
+    }
+    port = http_port(srv);
+    if (hc_request(port, "POST", "/echo", NULL, "{}", 2, &r) == 0) {
+        expect_error(&r, 401, "unauthorized", __LINE__);
+        hc_free(&r);
+    } else CHECK(!"POST /echo without token");
+    if (hc_request(port, "POST", "/echo", "Authorization: Bearer wrong!\r\n", "{}", 2, &r) == 0) {
+        expect_error(&r, 401, "unauthorized", __LINE__);
+        hc_free(&r);
+    } else CHECK(!"POST /echo with a wrong token");
+    if (hc_request(port, "POST", "/echo", "Authorization: Bearer s3cret\r\n", "{}", 2, &r) == 0) {
+        CHECK(r.status == 200);
+        hc_free(&r);
+    } else CHECK(!"POST /echo with the token");
+    if (hc_request(port, "GET", "/v1/health", NULL, NULL, 0, &r) == 0) {
+        CHECK(r.status == 200);
+        hc_free(&r);
+    } else CHECK(!"GET /v1/health with a token set");
+    http_stop(srv);
     return check_result("daemon_http");
 }

@@ -139,21 +139,21 @@ static void run(int T)
         same("batchnorm forward", T, o1, o2);
         same("batchnorm running mean", T, rm1, rm2);
         same("batchnorm running var", T, rv1, rv2);
-        nn_tensor *g2 = mk(&r, in->ndim, in->shape), *dx1 = mk(&r, in->ndim, in->shape), *dx2 = dup(dx1);
-        nn_tensor *dg1 = mk(&r, 1, (int[]){ C }), *dg2 = dup(dg1), *db1 = mk(&r, 1, (int[]){ C }), *db2 = dup(db1);
-        nn_batchnorm_backward(dx1, dg1, db1, g2, in, gm, sm1, si1, NULL);
-        CHECK(nn_backend_batchnorm_backward(b, dx2, dg2, db2, g2, in, gm, sm2, si2) == NN_OK,
+        nn_tensor *bg = mk(&r, in->ndim, in->shape), *bdx1 = mk(&r, in->ndim, in->shape), *bdx2 = dup(bdx1);
+        nn_tensor *dg1 = mk(&r, 1, (int[]){ C }), *dg2 = dup(dg1), *bdb1 = mk(&r, 1, (int[]){ C }), *bdb2 = dup(bdb1);
+        nn_batchnorm_backward(bdx1, dg1, bdb1, bg, in, gm, sm1, si1, NULL);
+        CHECK(nn_backend_batchnorm_backward(b, bdx2, dg2, bdb2, bg, in, gm, sm2, si2) == NN_OK,
               "bn bwd: %s", nn_backend_errmsg(b));
-        same("batchnorm dx", T, dx1, dx2);
+        same("batchnorm dx", T, bdx1, bdx2);
         same("batchnorm dgamma", T, dg1, dg2);
-        same("batchnorm dbeta", T, db1, db2);
+        same("batchnorm dbeta", T, bdb1, bdb2);
         bp.training = 0;
         nn_batchnorm_forward(o1, NULL, NULL, rm1, rv1, in, gm, bt, &bp, NULL);
         CHECK(nn_backend_batchnorm_forward(b, o2, NULL, NULL, rm2, rv2, in, gm, bt, &bp) == NN_OK,
               "bn test mode: %s", nn_backend_errmsg(b));
         same("batchnorm inference", T, o1, o2);
-        nn_tensor *bn_all[] = { gm, bt, o1, o2, sm1, si1, sm2, si2, rm1, rv1, rm2, rv2, g2, dx1,
-                                dx2, dg1, dg2, db1, db2 };
+        nn_tensor *bn_all[] = { gm, bt, o1, o2, sm1, si1, sm2, si2, rm1, rv1, rm2, rv2, bg, bdx1,
+                                bdx2, dg1, dg2, bdb1, bdb2 };
         for (size_t i = 0; i < sizeof bn_all / sizeof bn_all[0]; i++)
             nn_tensor_free(bn_all[i]);
     }
