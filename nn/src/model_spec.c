@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "jsonw.h"
 #include "model_spec.h"
 #include "internal.h"
 
@@ -394,45 +395,45 @@ done:
 
 char *nn_model_spec_json(const model_spec *s)
 {
-    cJSON *o = cJSON_CreateObject(), *layers = cJSON_AddArrayToObject(o, "layers");
+    int ok = 1;
+    cJSON *o = cJSON_CreateObject();
+    ok = o != NULL;
+    cJSON *layers = jw_array(&ok, o, "layers");
     for (int i = 0; i < s->num_layers; i++) {
         const layer_spec *l = &s->layers[i];
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "type", kind_names[l->kind]);
+        cJSON *j = jw_object(&ok, layers, NULL);
+        jw_str(&ok, j, "type", kind_names[l->kind]);
         switch (l->kind) {
         case LAYER_CONV:
-            cJSON_AddNumberToObject(j, "filters", l->filters);
-            cJSON_AddNumberToObject(j, "size", l->size);
-            cJSON_AddNumberToObject(j, "stride", l->stride);
-            cJSON_AddNumberToObject(j, "pad", l->pad);
+            jw_num(&ok, j, "filters", l->filters);
+            jw_num(&ok, j, "size", l->size);
+            jw_num(&ok, j, "stride", l->stride);
+            jw_num(&ok, j, "pad", l->pad);
             if (!l->bias)
-                cJSON_AddBoolToObject(j, "bias", 0);
+                jw_bool(&ok, j, "bias", 0);
             break;
         case LAYER_MAXPOOL:
-            cJSON_AddNumberToObject(j, "size", l->size);
-            cJSON_AddNumberToObject(j, "stride", l->stride);
+            jw_num(&ok, j, "size", l->size);
+            jw_num(&ok, j, "stride", l->stride);
             break;
         case LAYER_LINEAR:
-            cJSON_AddNumberToObject(j, "units", l->units);
+            jw_num(&ok, j, "units", l->units);
             break;
         case LAYER_BATCHNORM:
-            cJSON_AddNumberToObject(j, "eps", l->eps);
-            cJSON_AddNumberToObject(j, "momentum", l->momentum);
+            jw_num(&ok, j, "eps", l->eps);
+            jw_num(&ok, j, "momentum", l->momentum);
             break;
         case LAYER_DROPOUT:
-            cJSON_AddNumberToObject(j, "p", l->p);
+            jw_num(&ok, j, "p", l->p);
             break;
         case LAYER_RELU:
             break;
         }
-        cJSON_AddItemToArray(layers, j);
     }
-    cJSON_AddStringToObject(o, "weight_initializer", s->kaiming ? "kaiming" : "gaussian");
-    cJSON_AddNumberToObject(o, "weight_scale", s->weight_scale);
-    cJSON_AddNumberToObject(o, "reg", s->reg);
+    jw_str(&ok, o, "weight_initializer", s->kaiming ? "kaiming" : "gaussian");
+    jw_num(&ok, o, "weight_scale", s->weight_scale);
+    jw_num(&ok, o, "reg", s->reg);
     if (s->preset[0])
-        cJSON_AddStringToObject(o, "from_preset", s->preset);
-    char *out = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return out;
+        jw_str(&ok, o, "from_preset", s->preset);
+    return jw_finish(ok, o);
 }

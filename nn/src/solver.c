@@ -16,6 +16,7 @@
 #include "nn/checkpoint.h"
 #include "nn/solver.h"
 #include "internal.h"
+#include "jsonw.h"
 #include "solver_internal.h"
 
 struct nn_solver {
@@ -202,27 +203,26 @@ done:
 char *nn_solver_config_json(const nn_solver_config *c)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "update_rule", nn_update_rule_name(c->optim.rule));
-    cJSON_AddNumberToObject(o, "learning_rate", c->optim.learning_rate);
-    cJSON_AddNumberToObject(o, "momentum", c->optim.momentum);
-    cJSON_AddNumberToObject(o, "decay_rate", c->optim.decay_rate);
-    cJSON_AddNumberToObject(o, "beta1", c->optim.beta1);
-    cJSON_AddNumberToObject(o, "beta2", c->optim.beta2);
-    cJSON_AddNumberToObject(o, "epsilon", c->optim.epsilon);
-    cJSON_AddNumberToObject(o, "lr_decay", c->lr_decay);
-    cJSON_AddNumberToObject(o, "batch_size", c->batch_size);
-    cJSON_AddNumberToObject(o, "epochs", c->num_epochs);
-    cJSON_AddNumberToObject(o, "max_iterations", (double)c->max_iterations);
-    cJSON_AddNumberToObject(o, "seed", (double)c->seed);
-    cJSON_AddNumberToObject(o, "print_every", c->print_every);
-    cJSON_AddNumberToObject(o, "num_train_samples", c->num_train_samples);
-    cJSON_AddNumberToObject(o, "num_val_samples", c->num_val_samples);
-    cJSON *a = cJSON_AddObjectToObject(o, "augment");
-    cJSON_AddNumberToObject(a, "crop_pad", c->augment.crop_pad);
-    cJSON_AddBoolToObject(a, "hflip", c->augment.hflip);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
+    int ok = o != NULL;
+    jw_str(&ok, o, "update_rule", nn_update_rule_name(c->optim.rule));
+    jw_num(&ok, o, "learning_rate", c->optim.learning_rate);
+    jw_num(&ok, o, "momentum", c->optim.momentum);
+    jw_num(&ok, o, "decay_rate", c->optim.decay_rate);
+    jw_num(&ok, o, "beta1", c->optim.beta1);
+    jw_num(&ok, o, "beta2", c->optim.beta2);
+    jw_num(&ok, o, "epsilon", c->optim.epsilon);
+    jw_num(&ok, o, "lr_decay", c->lr_decay);
+    jw_num(&ok, o, "batch_size", c->batch_size);
+    jw_num(&ok, o, "epochs", c->num_epochs);
+    jw_num(&ok, o, "max_iterations", (double)c->max_iterations);
+    jw_num(&ok, o, "seed", (double)c->seed);
+    jw_num(&ok, o, "print_every", c->print_every);
+    jw_num(&ok, o, "num_train_samples", c->num_train_samples);
+    jw_num(&ok, o, "num_val_samples", c->num_val_samples);
+    cJSON *a = jw_object(&ok, o, "augment");
+    jw_num(&ok, a, "crop_pad", c->augment.crop_pad);
+    jw_bool(&ok, a, "hflip", c->augment.hflip);
+    return jw_finish(ok, o);
 }
 
 /* ---- creation ----------------------------------------------------------- */

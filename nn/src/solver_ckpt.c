@@ -11,6 +11,7 @@
 #include "nn/checkpoint.h"
 #include "nn/solver.h"
 #include "internal.h"
+#include "jsonw.h"
 #include "solver_internal.h" /* the solver's fields, through a view */
 
 #ifdef NN_DOUBLE
@@ -19,14 +20,14 @@
 #define DISK NN_F32
 #endif
 
-static void rng_to_json(cJSON *o, const char *key, const nn_rng *r)
+static void rng_to_json(int *ok, cJSON *o, const char *key, const nn_rng *r)
 {
     char a[20], b[20];
     snprintf(a, sizeof a, "%016" PRIx64, r->s[0]);
     snprintf(b, sizeof b, "%016" PRIx64, r->s[1]);
-    cJSON *arr = cJSON_AddArrayToObject(o, key);
-    cJSON_AddItemToArray(arr, cJSON_CreateString(a));
-    cJSON_AddItemToArray(arr, cJSON_CreateString(b));
+    cJSON *arr = jw_array(ok, o, key);
+    jw_str(ok, arr, NULL, a);
+    jw_str(ok, arr, NULL, b);
 }
 
 static int rng_from_json(nn_rng *r, const cJSON *o, const char *key)
@@ -133,45 +134,48 @@ nn_status nn_solver_save(nn_solver *s, const char *path,
         p += extra[i].t->size;
     }
 
-    cJSON_AddStringToObject(meta, "format", "convnetd-checkpoint");
-    cJSON_AddItemToObject(meta, "model", cJSON_Parse(nn_model_json(m)));
-    cJSON *in = cJSON_AddArrayToObject(meta, "input");
-    cJSON_AddItemToArray(in, cJSON_CreateNumber(mc->channels));
-    cJSON_AddItemToArray(in, cJSON_CreateNumber(mc->height));
-    cJSON_AddItemToArray(in, cJSON_CreateNumber(mc->width));
-    cJSON_AddNumberToObject(meta, "num_classes", mc->num_classes);
-    cJSON *cn = cJSON_AddArrayToObject(meta, "class_names");
+    int ok = 1;
+    jw_str(&ok, meta, "format", "convnetd-checkpoint");
+    jw_item(&ok, meta, "model", cJSON_Parse(nn_model_json(m)));
+    cJSON *in = jw_array(&ok, meta, "input");
+    jw_num(&ok, in, NULL, mc->channels);
+    jw_num(&ok, in, NULL, mc->height);
+    jw_num(&ok, in, NULL, mc->width);
+    jw_num(&ok, meta, "num_classes", mc->num_classes);
+    cJSON *cn = jw_array(&ok, meta, "class_names");
     for (int i = 0; i < mc->num_classes; i++) {
         char def[16];
         snprintf(def, sizeof def, "%d", i);
-        cJSON_AddItemToArray(cn, cJSON_CreateString(class_names ? class_names[i] : def));
+        jw_str(&ok, cn, NULL, class_names ? class_names[i] : def);
     }
-    cJSON *mean = cJSON_AddArrayToObject(meta, "mean");
+    cJSON *mean = jw_array(&ok, meta, "mean");
     for (int i = 0; i < mc->channels; i++)
-        cJSON_AddItemToArray(mean, cJSON_CreateNumber(v.mean[i]));
+        jw_num(&ok, mean, NULL, v.mean[i]);
     solver_s = nn_solver_config_json(v.cfg);
-    cJSON_AddItemToObject(meta, "solver", cJSON_Parse(solver_s ? solver_s : "{}"));
-    cJSON *pos = cJSON_AddObjectToObject(meta, "position");
-    cJSON_AddNumberToObject(pos, "iteration", (double)*v.t);
-    cJSON_AddNumberToObject(pos, "epoch", *v.epoch);
-    cJSON_AddNumberToObject(pos, "learning_rate", *v.lr);
-    cJSON_AddNumberToObject(pos, "loss", *v.loss);
-    cJSON_AddNumberToObject(pos, "train_acc", *v.train_acc);
-    cJSON_AddNumberToObject(pos, "val_acc", *v.val_acc);
-    cJSON_AddNumberToObject(pos, "best_val_acc", *v.best_val_acc);
-    cJSON_AddNumberToObject(pos, "elapsed_s", *v.elapsed);
-    rng_to_json(pos, "rng", v.rng);
-    rng_to_json(pos, "rng_epoch", v.rng_epoch);
+    jw_item(&ok, meta, "solver", solver_s ? cJSON_Parse(solver_s) : NULL);
+    cJSON *pos = jw_object(&ok, meta, "position");
+    jw_num(&ok, pos, "iteration", (double)*v.t);
+    jw_num(&ok, pos, "epoch", *v.epoch);
+    jw_num(&ok, pos, "learning_rate", *v.lr);
+    jw_num(&ok, pos, "loss", *v.loss);
+    jw_num(&ok, pos, "train_acc", *v.train_acc);
+    jw_num(&ok, pos, "val_acc", *v.val_acc);
+    jw_num(&ok, pos, "best_val_acc", *v.best_val_acc);
+    jw_num(&ok, pos, "elapsed_s", *v.elapsed);
+    rng_to_json(&ok, pos, "rng", v.rng);
+    rng_to_json(&ok, pos, "rng_epoch", v.rng_epoch);
     if (extra_json) {
         cJSON *x = cJSON_Parse(extra_json);
-        if (!cJSON_IsObject(x)) {
+        if (!cJSON_IsObject(x)) { /* NULL too: bad JSON (or no memory) */
             cJSON_Delete(x);
             st = nn_fail(err, NN_ERR_ARG, "checkpoint extra metadata is not a JSON object");
             goto done;
         }
-        cJSON_AddItemToObject(meta, "extra", x);
+        jw_item(&ok, meta, "extra", x);
     }
-    if (!(meta_s = cJSON_PrintUnformatted(meta))) {
+    meta_s = jw_finish(ok, meta);
+    meta = NULL;
+    if (!meta_s) {
         st = nn_fail(err, NN_ERR_NOMEM, "out of memory writing a checkpoint");
         goto done;
     }
