@@ -3,7 +3,8 @@
  * columns, element-wise ops by ranges, conv weight gradients through
  * per-thread partials, batch norm by channels) must give the kernels'
  * results to 1e-12 for thread
- * counts 1, 2 and 3 (3 splits a batch of 5 unevenly). */
+ * counts 1, 2 and 3 (3 splits a batch of 7 unevenly), on shapes above the
+ * size under which the backend stays on one thread. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,13 +39,14 @@ static void run(int T)
         return;
     tu_rng r;
     tu_rng_seed(&r, 99);
-    /* conv: (5,3,9,8) * (4,3,3,3), stride 2, pad 1 */
+    /* conv: (7,3,48,40) * (4,3,3,3), stride 2, pad 1: shapes big enough that
+     * the backend splits them (it runs small ops on one thread) */
     nn_conv2d_params cp = { .stride = 2, .pad = 1 };
-    nn_tensor *x = mk(&r, 4, (int[]){ 5, 3, 9, 8 }), *w = mk(&r, 4, (int[]){ 4, 3, 3, 3 });
+    nn_tensor *x = mk(&r, 4, (int[]){ 7, 3, 48, 40 }), *w = mk(&r, 4, (int[]){ 4, 3, 3, 3 });
     nn_tensor *bias = mk(&r, 1, (int[]){ 4 });
-    int P = nn_conv2d_out_dim(9, 3, 2, 1), Q = nn_conv2d_out_dim(8, 3, 2, 1);
-    nn_tensor *y1 = nn_tensor_create(4, (int[]){ 5, 4, P, Q }), *y2 = dup(y1);
-    nn_tensor *dy = mk(&r, 4, (int[]){ 5, 4, P, Q });
+    int P = nn_conv2d_out_dim(48, 3, 2, 1), Q = nn_conv2d_out_dim(40, 3, 2, 1);
+    nn_tensor *y1 = nn_tensor_create(4, (int[]){ 7, 4, P, Q }), *y2 = dup(y1);
+    nn_tensor *dy = mk(&r, 4, (int[]){ 7, 4, P, Q });
     size_t wsn = nn_conv2d_workspace_size(x, w, &cp);
     nn_tensor *ws = nn_tensor_create(1, (int[]){ (int)wsn });
     CHECK(nn_conv2d_forward_gemm(y1, x, w, bias, &cp, ws, err) == NN_OK, "%s", err);
@@ -64,8 +66,8 @@ static void run(int T)
     /* pool 2x2/2 and 3x3/2 */
     for (int k = 2; k <= 3; k++) {
         nn_pool_params pp = { .pool_h = k, .pool_w = k, .stride = 2 };
-        int PP = 1 + (9 - k) / 2, QQ = 1 + (8 - k) / 2;
-        nn_tensor *o1 = nn_tensor_create(4, (int[]){ 5, 3, PP, QQ }), *o2 = dup(o1);
+        int PP = 1 + (48 - k) / 2, QQ = 1 + (40 - k) / 2;
+        nn_tensor *o1 = nn_tensor_create(4, (int[]){ 7, 3, PP, QQ }), *o2 = dup(o1);
         nn_tensor *g = mk(&r, 4, o1->shape), *d1 = mk(&r, 4, x->shape), *d2 = dup(d1);
         CHECK(nn_maxpool_forward_fast(o1, x, &pp, err) == NN_OK, "%s", err);
         CHECK(nn_backend_maxpool_forward(b, o2, x, &pp) == NN_OK, "pool");
@@ -77,8 +79,8 @@ static void run(int T)
         nn_tensor_free(d1); nn_tensor_free(d2);
     }
 
-    /* relu over 1000 elements (not a multiple of the 16-element split) */
-    nn_tensor *a = mk(&r, 1, (int[]){ 1000 }), *ra1 = nn_tensor_create(1, a->shape), *ra2 = dup(ra1);
+    /* relu over 40001 elements (not a multiple of the 16-element split) */
+    nn_tensor *a = mk(&r, 1, (int[]){ 40001 }), *ra1 = nn_tensor_create(1, a->shape), *ra2 = dup(ra1);
     nn_tensor *ga = mk(&r, 1, a->shape), *da1 = mk(&r, 1, a->shape), *da2 = dup(da1);
     nn_relu_forward(ra1, a, NULL);
     CHECK(nn_backend_relu_forward(b, ra2, a) == NN_OK, "relu");
@@ -87,9 +89,9 @@ static void run(int T)
     CHECK(nn_backend_relu_backward(b, da2, ga, ra1) == NN_OK, "relu bwd");
     same("relu backward", T, da1, da2);
 
-    /* linear (5,37) x (37,11) */
-    nn_tensor *li = mk(&r, 2, (int[]){ 5, 37 }), *lw = mk(&r, 2, (int[]){ 37, 11 });
-    nn_tensor *lb = mk(&r, 1, (int[]){ 11 }), *lo1 = nn_tensor_create(2, (int[]){ 5, 11 }), *lo2 = dup(lo1);
+    /* linear (120,301) x (301,31) */
+    nn_tensor *li = mk(&r, 2, (int[]){ 120, 301 }), *lw = mk(&r, 2, (int[]){ 301, 31 });
+    nn_tensor *lb = mk(&r, 1, (int[]){ 31 }), *lo1 = nn_tensor_create(2, (int[]){ 120, 31 }), *lo2 = dup(lo1);
     nn_tensor *lg = mk(&r, 2, lo1->shape);
     nn_tensor *ldx1 = mk(&r, 2, li->shape), *ldw1 = mk(&r, 2, lw->shape), *ldb1 = mk(&r, 1, lb->shape);
     nn_tensor *ldx2 = dup(ldx1), *ldw2 = dup(ldw1), *ldb2 = dup(ldb1);
@@ -102,9 +104,9 @@ static void run(int T)
     same("linear dw", T, ldw1, ldw2);
     same("linear db", T, ldb1, ldb2);
 
-    /* adam, l2 and zero over 5000 elements */
-    nn_tensor *p1 = mk(&r, 1, (int[]){ 5000 }), *p2 = dup(p1), *g = mk(&r, 1, p1->shape);
-    nn_tensor *s1 = nn_tensor_create(1, (int[]){ 10000 }), *s2 = dup(s1);
+    /* adam, l2 and zero over 50000 elements */
+    nn_tensor *p1 = mk(&r, 1, (int[]){ 50000 }), *p2 = dup(p1), *g = mk(&r, 1, p1->shape);
+    nn_tensor *s1 = nn_tensor_create(1, (int[]){ 100000 }), *s2 = dup(s1);
     nn_optim_params op = nn_optim_defaults(NN_ADAM);
     for (int t = 1; t <= 3; t++) {
         nn_optim_step(p1, s1, g, &op, t, NULL);
@@ -120,7 +122,7 @@ static void run(int T)
     CHECK(fabs(ss1 - ss2) <= 1e-9 * ss1, "l2 sum %.15g vs %.15g", ss1, ss2);
     CHECK(nn_backend_zero(b, g2) == NN_OK && tu_max_abs(g2->data, g2->size) == 0, "zero");
 
-    /* batch norm, spatial (5,3,9,8) and 1-d (5,37): training forward,
+    /* batch norm, spatial (7,3,48,40) and 1-d (120,301): training forward,
      * backward, then inference with the running statistics */
     for (int spatial = 0; spatial <= 1; spatial++) {
         const nn_tensor *in = spatial ? x : li;
