@@ -8,7 +8,6 @@
  * one process. Not a test: it checks a few sampled entries and prints the
  * error, but asserts no speed. */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <math.h>
 #include <spawn.h>
 #include <stdint.h>
@@ -16,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
+#include "bench_common.h"
 #include "nn/blas.h"
 
 #ifdef NN_DOUBLE
@@ -27,13 +26,6 @@ extern char **environ;
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* xorshift32, seeded: the same matrices on every run (STYLE.md: no rand()). */
 static float rand_unit(uint32_t *s)
 {
@@ -41,33 +33,6 @@ static float rand_unit(uint32_t *s)
     *s ^= *s >> 17;
     *s ^= *s << 5;
     return (float)(*s >> 8) / 16777216.0f * 2.0f - 1.0f;
-}
-
-/* The kernel name out of nn_blas_info()'s "... (kernel NAME, ...)". */
-static void kernel_name(char *out, size_t cap)
-{
-    const char *k = strstr(nn_blas_info(), "(kernel ");
-    size_t n = 0;
-    if (k) {
-        k += strlen("(kernel ");
-        while (k[n] && k[n] != ',' && k[n] != ')' && n + 1 < cap)
-            n++;
-        memcpy(out, k, n);
-    }
-    out[n] = 0;
-    if (n == 0)
-        snprintf(out, cap, "unknown");
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
 }
 
 /* Re-runs this program with NN_BLAS_CORETYPE=Prescott and without
@@ -138,7 +103,7 @@ int main(int argc, char **argv)
             usage();
             return 2;
         }
-        if (i + 1 >= argc || parse_int(argv[++i], lo, hi, dst) != 0) {
+        if (i + 1 >= argc || bench_parse_int(argv[++i], lo, hi, dst) != 0) {
             usage();
             return 2;
         }
@@ -151,7 +116,8 @@ int main(int argc, char **argv)
     }
     nn_blas_set_threads(threads);
     char kernel[64];
-    kernel_name(kernel, sizeof kernel);
+    if (bench_blas_kernel(kernel, sizeof kernel) == 0)
+        snprintf(kernel, sizeof kernel, "unknown");
     printf("blas: %s\n", nn_blas_info());
 
     size_t nn2 = (size_t)n * (size_t)n;
@@ -181,9 +147,9 @@ int main(int argc, char **argv)
     }
     double best = INFINITY, sum = 0.0;
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         nn_gemm(0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        double t = now_s() - t0;
+        double t = bench_now_s() - t0;
         sum += t;
         if (t < best)
             best = t;
