@@ -14,6 +14,7 @@ APT_PACKAGES=(
   zlib1g-dev libjpeg62-turbo-dev
   dataset-fashion-mnist
   python3 python3-torch python3-numpy python3-threadpoolctl
+  clang libclang-rt-14-dev
 )
 
 die() { echo "deps.sh: $*" >&2; exit 1; }
@@ -29,7 +30,7 @@ if ((${#missing[@]} > 0)); then
   echo "deps.sh: installing ${missing[*]}" >&2
   [[ $(id -u) -eq 0 ]] || die "packages missing (${missing[*]}); run as root: sudo bash scripts/deps.sh"
   command -v apt-get >/dev/null || die "apt-get not found; this script targets Debian 12"
-  apt-get update || die "apt-get update failed"
+  apt-get -o DPkg::Lock::Timeout=600 update || die "apt-get update failed"
   apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "${APT_PACKAGES[@]}" \
     || die "apt-get install failed"
 fi
@@ -51,7 +52,7 @@ command -v npm >/dev/null || web_apt+=(npm)
 if ((${#web_apt[@]} > 0)); then
   echo "deps.sh: installing ${web_apt[*]}" >&2
   [[ $(id -u) -eq 0 ]] || die "packages missing (${web_apt[*]}); run as root: sudo bash scripts/deps.sh"
-  apt-get update || die "apt-get update failed"
+  apt-get -o DPkg::Lock::Timeout=600 update || die "apt-get update failed"
   apt-get install -y -o DPkg::Lock::Timeout=600 --no-install-recommends "${web_apt[@]}" \
     || die "apt-get install ${web_apt[*]} failed"
 fi
