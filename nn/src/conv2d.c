@@ -7,12 +7,10 @@
  * matrix of dweight and then for the input gradient (col2im). */
 #include <string.h>
 #include "nn/blas.h"
-#include "nn/layers.h"
+#include "nn/backend_impl.h"
 #include "internal.h"
 
-typedef struct geom {
-    int N, C, H, W, K, R, S, P, Q, stride, pad;
-} geom;
+typedef nn_conv2d_geom geom;
 
 int nn_conv2d_out_dim(int in, int kernel, int stride, int pad)
 {
@@ -21,11 +19,10 @@ int nn_conv2d_out_dim(int in, int kernel, int stride, int pad)
     return 1 + (in + 2 * pad - kernel) / stride;
 }
 
-/* Validates the geometry and fills g; `out` is the output for forward and
- * dout for backward. Bias and gradients are checked by the callers. */
-static nn_status conv_check(geom *g, const nn_tensor *out, const nn_tensor *inp,
-                            const nn_tensor *weight, const nn_conv2d_params *p,
-                            const char *outname, char *err)
+nn_status nn_conv2d_geometry(nn_conv2d_geom *g, const nn_tensor *out,
+                             const nn_tensor *inp, const nn_tensor *weight,
+                             const nn_conv2d_params *p, nn_device dev,
+                             const char *outname, char *err)
 {
     if (!p)
         return nn_fail(err, NN_ERR_ARG, "conv2d params are NULL");
@@ -33,8 +30,8 @@ static nn_status conv_check(geom *g, const nn_tensor *out, const nn_tensor *inp,
         return nn_fail(err, NN_ERR_ARG, "conv2d stride must be >= 1, got %d", p->stride);
     if (p->pad < 0)
         return nn_fail(err, NN_ERR_ARG, "conv2d pad must be >= 0, got %d", p->pad);
-    NN_TRY(nn_tensor_check(inp, "conv2d input", 4, NULL, err));
-    NN_TRY(nn_tensor_check(weight, "conv2d weight", 4, NULL, err));
+    NN_TRY(nn_tensor_check_on(inp, dev, "conv2d input", 4, NULL, err));
+    NN_TRY(nn_tensor_check_on(weight, dev, "conv2d weight", 4, NULL, err));
     g->N = inp->shape[0];
     g->C = inp->shape[1];
     g->H = inp->shape[2];
@@ -54,8 +51,14 @@ static nn_status conv_check(geom *g, const nn_tensor *out, const nn_tensor *inp,
                        g->R, g->S, g->H + 2 * g->pad, g->W + 2 * g->pad);
     g->P = nn_conv2d_out_dim(g->H, g->R, g->stride, g->pad);
     g->Q = nn_conv2d_out_dim(g->W, g->S, g->stride, g->pad);
-    NN_TRY(nn_tensor_check(out, outname, 4, (int[]){ g->N, g->K, g->P, g->Q }, err));
-    return NN_OK;
+    return nn_tensor_check_on(out, dev, outname, 4, (int[]){ g->N, g->K, g->P, g->Q }, err);
+}
+
+static nn_status conv_check(geom *g, const nn_tensor *out, const nn_tensor *inp,
+                            const nn_tensor *weight, const nn_conv2d_params *p,
+                            const char *outname, char *err)
+{
+    return nn_conv2d_geometry(g, out, inp, weight, p, NN_DEVICE_CPU, outname, err);
 }
 
 static nn_status conv_check_grads(const geom *g, const nn_tensor *dinp,

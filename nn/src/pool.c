@@ -2,15 +2,14 @@
  * and as a fast path (_fast) that walks rows with pointers and has a
  * branch-free special case for the ubiquitous 2x2 window at stride 2.
  * Ties go to the first maximum in row-major window order, in both. */
-#include "nn/layers.h"
+#include "nn/backend_impl.h"
 #include "internal.h"
 
-typedef struct geom {
-    int N, C, H, W, PH, PW, stride, P, Q;
-} geom;
+typedef nn_pool_geom geom;
 
-static nn_status pool_check(geom *g, const nn_tensor *out, const nn_tensor *inp,
-                            const nn_pool_params *p, const char *outname, char *err)
+nn_status nn_maxpool_geometry(nn_pool_geom *g, const nn_tensor *out,
+                              const nn_tensor *inp, const nn_pool_params *p,
+                              nn_device dev, const char *outname, char *err)
 {
     if (!p)
         return nn_fail(err, NN_ERR_ARG, "maxpool params are NULL");
@@ -19,7 +18,7 @@ static nn_status pool_check(geom *g, const nn_tensor *out, const nn_tensor *inp,
                        p->pool_h, p->pool_w);
     if (p->stride < 1)
         return nn_fail(err, NN_ERR_ARG, "maxpool stride must be >= 1, got %d", p->stride);
-    NN_TRY(nn_tensor_check(inp, "maxpool input", 4, NULL, err));
+    NN_TRY(nn_tensor_check_on(inp, dev, "maxpool input", 4, NULL, err));
     g->N = inp->shape[0];
     g->C = inp->shape[1];
     g->H = inp->shape[2];
@@ -32,7 +31,13 @@ static nn_status pool_check(geom *g, const nn_tensor *out, const nn_tensor *inp,
                        g->PH, g->PW, g->H, g->W);
     g->P = 1 + (g->H - g->PH) / g->stride;
     g->Q = 1 + (g->W - g->PW) / g->stride;
-    return nn_tensor_check(out, outname, 4, (int[]){ g->N, g->C, g->P, g->Q }, err);
+    return nn_tensor_check_on(out, dev, outname, 4, (int[]){ g->N, g->C, g->P, g->Q }, err);
+}
+
+static nn_status pool_check(geom *g, const nn_tensor *out, const nn_tensor *inp,
+                            const nn_pool_params *p, const char *outname, char *err)
+{
+    return nn_maxpool_geometry(g, out, inp, p, NN_DEVICE_CPU, outname, err);
 }
 
 /* Index within one (H,W) plane of the first maximum of window (oh, ow). */

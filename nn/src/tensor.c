@@ -72,10 +72,17 @@ int nn_tensor_same_shape(const nn_tensor *a, const nn_tensor *b)
 nn_status nn_tensor_check(const nn_tensor *t, const char *what, int ndim,
                           const int *want, char *err)
 {
+    return nn_tensor_check_on(t, NN_DEVICE_CPU, what, ndim, want, err);
+}
+
+nn_status nn_tensor_check_on(const nn_tensor *t, nn_device dev, const char *what,
+                             int ndim, const int *want, char *err)
+{
     if (!t || !t->data)
         return nn_fail(err, NN_ERR_ARG, "%s is NULL", what);
-    if (t->device != NN_DEVICE_CPU)
-        return nn_fail(err, NN_ERR_ARG, "%s is not in host memory", what);
+    if (t->device != dev)
+        return nn_fail(err, NN_ERR_ARG, "%s is not in %s memory", what,
+                       dev == NN_DEVICE_CPU ? "host" : "CUDA device");
     if (t->ndim != ndim)
         return nn_fail(err, NN_ERR_SHAPE, "%s must have %d dims, has %d",
                        what, ndim, t->ndim);

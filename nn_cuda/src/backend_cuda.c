@@ -261,19 +261,8 @@ static nn_status cuda_synchronize(void *vc, char *err)
 static nn_status dcheck(const nn_tensor *t, const char *what, int ndim, const int *want,
                         char *err)
 {
-    if (!t || !t->data)
-        return FAIL(NN_ERR_ARG, "%s is NULL", what);
-    if (t->device != NN_DEVICE_CUDA)
-        return FAIL(NN_ERR_ARG, "%s is not in CUDA device memory", what);
-    if (t->ndim != ndim)
-        return FAIL(NN_ERR_SHAPE, "%s must have %d dims, has %d", what, ndim, t->ndim);
-    for (int i = 0; i < ndim; i++) {
-        if (t->shape[i] < 1)
-            return FAIL(NN_ERR_SHAPE, "%s dim %d is %d, must be >= 1", what, i, t->shape[i]);
-        if (want && want[i] > 0 && t->shape[i] != want[i])
-            return FAIL(NN_ERR_SHAPE, "%s dim %d is %d, expected %d", what, i, t->shape[i],
-                        want[i]);
-    }
+    return nn_tensor_check_on(t, NN_DEVICE_CUDA, what, ndim, want, err);
+}
     return NN_OK;
 }
 
@@ -298,37 +287,12 @@ static nn_status dsame(const nn_tensor *a, const char *an, const nn_tensor *b,
 
 /* ---- convolution ------------------------------------------------------ */
 
-/* conv2d.c's conv_check; `out` is the output (forward) or dout. */
+/* The CPU kernels' shape rules (backend_impl.h), for device tensors. */
 static nn_status conv_check(nn_cuda_conv_geom *g, const nn_tensor *out,
                             const nn_tensor *inp, const nn_tensor *weight,
                             const nn_conv2d_params *p, const char *outname, char *err)
 {
-    if (!p)
-        return FAIL(NN_ERR_ARG, "conv2d params are NULL");
-    if (p->stride < 1)
-        return FAIL(NN_ERR_ARG, "conv2d stride must be >= 1, got %d", p->stride);
-    if (p->pad < 0)
-        return FAIL(NN_ERR_ARG, "conv2d pad must be >= 0, got %d", p->pad);
-    NN_CUDA_TRY(dcheck(inp, "conv2d input", 4, NULL, err));
-    NN_CUDA_TRY(dcheck(weight, "conv2d weight", 4, NULL, err));
-    g->N = inp->shape[0];
-    g->C = inp->shape[1];
-    g->H = inp->shape[2];
-    g->W = inp->shape[3];
-    g->K = weight->shape[0];
-    g->R = weight->shape[2];
-    g->S = weight->shape[3];
-    g->stride = p->stride;
-    g->pad = p->pad;
-    if (weight->shape[1] != g->C)
-        return FAIL(NN_ERR_SHAPE, "conv2d weight has %d input channels, input has %d",
-                    weight->shape[1], g->C);
-    if (g->R > g->H + 2 * g->pad || g->S > g->W + 2 * g->pad)
-        return FAIL(NN_ERR_SHAPE, "conv2d kernel %dx%d is larger than the padded input %dx%d",
-                    g->R, g->S, g->H + 2 * g->pad, g->W + 2 * g->pad);
-    g->P = nn_conv2d_out_dim(g->H, g->R, g->stride, g->pad);
-    g->Q = nn_conv2d_out_dim(g->W, g->S, g->stride, g->pad);
-    NN_CUDA_TRY(dcheck(out, outname, 4, (int[]){ g->N, g->K, g->P, g->Q }, err));
+    NN_CUDA_TRY(nn_conv2d_geometry(g, out, inp, weight, p, NN_DEVICE_CUDA, outname, err));
     /* The kernels index one image's column matrix and cuBLAS takes int
      * sizes: beyond these the CPU path is the one to use. */
     const size_t crspq = (size_t)g->C * g->R * g->S * g->P * g->Q;
@@ -403,29 +367,10 @@ static nn_status pool_check(nn_cuda_pool_geom *g, const nn_tensor *out,
                             const nn_tensor *inp, const nn_pool_params *p,
                             const char *outname, char *err)
 {
-    if (!p)
-        return FAIL(NN_ERR_ARG, "maxpool params are NULL");
-    if (p->pool_h < 1 || p->pool_w < 1)
-        return FAIL(NN_ERR_ARG, "maxpool window must be >= 1x1, got %dx%d", p->pool_h,
-                    p->pool_w);
-    if (p->stride < 1)
-        return FAIL(NN_ERR_ARG, "maxpool stride must be >= 1, got %d", p->stride);
-    NN_CUDA_TRY(dcheck(inp, "maxpool input", 4, NULL, err));
-    g->N = inp->shape[0];
-    g->C = inp->shape[1];
-    g->H = inp->shape[2];
-    g->W = inp->shape[3];
-    g->PH = p->pool_h;
-    g->PW = p->pool_w;
-    g->stride = p->stride;
-    if (g->PH > g->H || g->PW > g->W)
-        return FAIL(NN_ERR_SHAPE, "maxpool window %dx%d is larger than the input %dx%d",
-                    g->PH, g->PW, g->H, g->W);
-    g->P = 1 + (g->H - g->PH) / g->stride;
-    g->Q = 1 + (g->W - g->PW) / g->stride;
+    NN_CUDA_TRY(nn_maxpool_geometry(g, out, inp, p, NN_DEVICE_CUDA, outname, err));
     if ((size_t)g->H * g->W > INT_MAX)
         return FAIL(NN_ERR_UNSUPPORTED, "maxpool plane too large for the CUDA kernels");
-    return dcheck(out, outname, 4, (int[]){ g->N, g->C, g->P, g->Q }, err);
+    return NN_OK;
 }
 
 static nn_status cuda_maxpool_fwd(void *vc, nn_tensor *out, const nn_tensor *inp,

@@ -17,6 +17,7 @@
 extern "C" {
 #endif
 
+#include "nn/backend_impl.h"
 #include "nn/tensor.h"
 #include "nn/optim.h"
 
@@ -114,9 +115,7 @@ nn_status nn_cuda_gemm_strided(nn_cuda_ctx *ctx, int ta, int tb, int M, int N,
 
 /* ---- im2col.cu: convolution ------------------------------------------- */
 
-typedef struct nn_cuda_conv_geom {
-    int N, C, H, W, K, R, S, P, Q, stride, pad;
-} nn_cuda_conv_geom;
+typedef nn_conv2d_geom nn_cuda_conv_geom; /* backend_impl.h's shape rules */
 
 /* out (N,K,P,Q) = conv(inp (N,C,H,W), w (K,C,R,S)) + bias (K). ws holds
  * ws_elems >= C*R*S*P*Q elements; as many images as fit are lowered at once. */
@@ -133,9 +132,7 @@ nn_status nn_cuda_conv2d_backward(nn_cuda_ctx *ctx, nn_real *dinp, nn_real *dw,
 
 /* ---- pool.cu: max pooling --------------------------------------------- */
 
-typedef struct nn_cuda_pool_geom {
-    int N, C, H, W, PH, PW, stride, P, Q;
-} nn_cuda_pool_geom;
+typedef nn_pool_geom nn_cuda_pool_geom;
 
 nn_status nn_cuda_maxpool_forward(nn_cuda_ctx *ctx, nn_real *out, const nn_real *inp,
                                   const nn_cuda_pool_geom *g, char *err);

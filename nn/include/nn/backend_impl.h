@@ -75,6 +75,27 @@ typedef struct nn_backend_ops {
                         const nn_tensor *param, double reg, char *err);
 } nn_backend_ops;
 
+/* ---- shape rules shared by every backend --------------------------------
+ * The argument checks of layers.h's conv and pool kernels, for tensors on
+ * device dev: they fill the geometry or fail with the same status and
+ * message the CPU kernels give. `out` is the output for forward and dout
+ * for backward; bias and gradients are checked by the caller. */
+typedef struct nn_conv2d_geom {
+    int N, C, H, W, K, R, S, P, Q, stride, pad;
+} nn_conv2d_geom;
+
+typedef struct nn_pool_geom {
+    int N, C, H, W, PH, PW, stride, P, Q;
+} nn_pool_geom;
+
+nn_status nn_conv2d_geometry(nn_conv2d_geom *g, const nn_tensor *out,
+                             const nn_tensor *inp, const nn_tensor *weight,
+                             const nn_conv2d_params *p, nn_device dev,
+                             const char *outname, char *err);
+nn_status nn_maxpool_geometry(nn_pool_geom *g, const nn_tensor *out,
+                              const nn_tensor *inp, const nn_pool_params *p,
+                              nn_device dev, const char *outname, char *err);
+
 /* Creates a backend object around ops and ctx; takes ownership of ctx
  * (released with ops->free_ctx by nn_backend_free). */
 nn_status nn_backend_new(const nn_backend_ops *ops, void *ctx, nn_backend **out);

@@ -53,5 +53,8 @@ int nn_tensor_same_shape(const nn_tensor *a, const nn_tensor *b);
  * `what` into err (may be NULL) and returns NN_ERR_ARG or NN_ERR_SHAPE. */
 nn_status nn_tensor_check(const nn_tensor *t, const char *what, int ndim,
                           const int *want, char *err);
+/* The same for a tensor that must live on device dev (backends use this). */
+nn_status nn_tensor_check_on(const nn_tensor *t, nn_device dev, const char *what,
+                             int ndim, const int *want, char *err);
 
 #endif
