@@ -263,8 +263,6 @@ static nn_status dcheck(const nn_tensor *t, const char *what, int ndim, const in
 {
     return nn_tensor_check_on(t, NN_DEVICE_CUDA, what, ndim, want, err);
 }
-    return NN_OK;
-}
 
 /* Non-NULL and on the device, any shape. */
 static nn_status dptr(const nn_tensor *t, const char *what, char *err)
