@@ -37,6 +37,28 @@ void api_jobs_resume(const http_req *req, http_reply *rep);
 void api_jobs_metrics(const http_req *req, http_reply *rep);
 void api_jobs_events(const http_req *req, http_reply *rep);
 
+/* GET /v1/jobs/{id}/filters.png: the first conv layer's filters (api_models.c). */
+void api_jobs_filters(const http_req *req, http_reply *rep);
+
+/* /v1/models and /v1/models/{id}/...: see api_models.c and openapi.json. */
+void api_models_list(const http_req *req, http_reply *rep);
+void api_models_get(const http_req *req, http_reply *rep);
+void api_models_checkpoint(const http_req *req, http_reply *rep);
+void api_models_classify(const http_req *req, http_reply *rep);
+void api_models_evaluation(const http_req *req, http_reply *rep);
+
+/* The KServe v2 protocol: see api_kserve.c. */
+void api_v2_server(const http_req *req, http_reply *rep);
+void api_v2_live(const http_req *req, http_reply *rep);
+void api_v2_ready(const http_req *req, http_reply *rep);
+void api_v2_model(const http_req *req, http_reply *rep);
+void api_v2_model_ready(const http_req *req, http_reply *rep);
+void api_v2_infer(const http_req *req, http_reply *rep);
+
+/* GET / and GET /web/{path}: the dashboard's files (api_static.c). */
+void api_static_index(const http_req *req, http_reply *rep);
+void api_static_file(const http_req *req, http_reply *rep);
+
 /* GET /metrics: Prometheus text format. */
 void api_prometheus_get(const http_req *req, http_reply *rep);
 
@@ -47,6 +69,14 @@ cJSON *api_job_doc(struct app *a, const store_job *j, int with_spec);
 /* Parses the {id} path parameter; on failure sets a 404 reply and returns
  * -1. */
 int api_job_id(const http_req *req, http_reply *rep, long *id);
+
+/* Parses the model id in path parameter `param`; on failure sets a 404
+ * reply and returns -1. */
+int api_model_id(const http_req *req, http_reply *rep, const char *param, long *id);
+
+/* 1 when the request's If-None-Match header matches etag (a quoted entity
+ * tag; weak comparison, "*" matches anything). */
+int api_etag_matches(const http_req *req, const char *etag);
 
 /* GET /v1/jobs/{id}/events, once the job is known to exist (sse.c). */
 void sse_job_events(const http_req *req, http_reply *rep, long id);

@@ -10,6 +10,7 @@
 #include "api.h"
 #include "app.h"
 #include "jobs.h"
+#include "serve.h"
 #include "store.h"
 #include "util.h"
 
@@ -42,6 +43,37 @@ void api_prometheus_get(const http_req *req, http_reply *rep)
     sb_printf(&b, "# HELP convnetd_uptime_seconds Seconds since start-up.\n"
                   "# TYPE convnetd_uptime_seconds gauge\n"
                   "convnetd_uptime_seconds %.0f\n", difftime(time(NULL), a->started));
+    if (a->serve != NULL) {
+        serve_stats st;
+        serve_stats_get(a->serve, &st);
+        sb_printf(&b, "# HELP convnetd_inference_requests_total Inference requests answered "
+                      "by the device workers (classify and /v2 infer).\n"
+                      "# TYPE convnetd_inference_requests_total counter\n"
+                      "convnetd_inference_requests_total %llu\n", st.requests);
+        sb_printf(&b, "# HELP convnetd_inference_images_total Images in those requests.\n"
+                      "# TYPE convnetd_inference_images_total counter\n"
+                      "convnetd_inference_images_total %llu\n", st.images);
+        sb_printf(&b, "# HELP convnetd_inference_batches_total Forward passes run for them; "
+                      "fewer than requests when requests were batched.\n"
+                      "# TYPE convnetd_inference_batches_total counter\n"
+                      "convnetd_inference_batches_total %llu\n", st.batches);
+        sb_printf(&b, "# HELP convnetd_inference_rejected_total Requests refused or "
+                      "abandoned, by reason.\n"
+                      "# TYPE convnetd_inference_rejected_total counter\n"
+                      "convnetd_inference_rejected_total{reason=\"queue_full\"} %llu\n"
+                      "convnetd_inference_rejected_total{reason=\"timeout\"} %llu\n"
+                      "convnetd_inference_rejected_total{reason=\"failed\"} %llu\n",
+                  st.rejected_full, st.timeouts, st.failures);
+        sb_printf(&b, "# HELP convnetd_inference_queue_depth Requests waiting for a device.\n"
+                      "# TYPE convnetd_inference_queue_depth gauge\n"
+                      "convnetd_inference_queue_depth %d\n", st.queued);
+        sb_printf(&b, "# HELP convnetd_model_loads_total Models loaded onto a device for "
+                      "serving.\n# TYPE convnetd_model_loads_total counter\n"
+                      "convnetd_model_loads_total %llu\n", st.model_loads);
+        sb_printf(&b, "# HELP convnetd_evaluations_total Model evaluations completed.\n"
+                      "# TYPE convnetd_evaluations_total counter\n"
+                      "convnetd_evaluations_total %llu\n", st.evaluations);
+    }
     if (req->server != NULL)
         http_metrics_write(req->server, &b);
     http_reply_text(rep, 200, "text/plain; version=0.0.4; charset=utf-8", b.s ? b.s : "",

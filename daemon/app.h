@@ -16,6 +16,8 @@
 struct store;
 struct datasets;
 struct jobs;
+struct serve;
+struct models;
 
 /* A compute device the daemon trains on; each has one worker thread, and
  * app.devices[i] is served by worker i. */
@@ -42,6 +44,9 @@ typedef struct app {
     struct store *db;      /* the connection HTTP threads share (workers own theirs) */
     struct datasets *datasets;
     struct jobs *jobs;
+    struct serve *serve;   /* inference queues and evaluations (serve.h); NULL in unit tests */
+    struct models *models; /* checkpoint metadata and filter pictures (models.h); likewise */
+    char web_dir[CFG_PATH_MAX]; /* the dashboard's directory, resolved; "" = none */
 } app;
 
 #endif

@@ -22,6 +22,7 @@ typedef struct cfg {
     long threads;                   /* CPU compute threads; 0 = one per online CPU */
     char token_file[CFG_PATH_MAX];  /* bearer token file; "" = none */
     char migrations_dir[CFG_PATH_MAX]; /* SQL migrations; "" = built-in search */
+    char web_dir[CFG_PATH_MAX];     /* the dashboard's files; "" = built-in search */
     long max_queued;                /* jobs waiting for a device, at most */
     long metrics_flush;             /* loss rows buffered before one insert */
     char config_file[CFG_PATH_MAX]; /* the --config argument, "" if none */

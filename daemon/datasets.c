@@ -2,7 +2,8 @@
  * (see datasets.h).
  *
  * The scan reads only what listing and job validation need: IDX headers and
- * label files (small), CIFAR-10 file sizes and class names. Loading the
+ * label files (small), CIFAR-10 file sizes and class names, image folders'
+ * file lists and image headers (dataset_png.c). Loading the
  * pixels is nn's job (nn_dataset_load_*), done lazily under a per-entry
  * "loading" flag so two jobs never load the same data twice. */
 #include "datasets.h"
@@ -18,18 +19,20 @@
 
 #include <zlib.h>
 
+#include "dataset_png.h"
 #include "log.h"
 #include "util.h"
 
 #define DS_MAX 256
 #define DS_PATH_MAX 1100
 
-typedef enum ds_format { DS_FASHION_MNIST, DS_IDX, DS_CIFAR10 } ds_format;
+typedef enum ds_format { DS_FASHION_MNIST, DS_IDX, DS_CIFAR10, DS_PNG } ds_format;
 
 static const char *const format_names[] = {
     [DS_FASHION_MNIST] = "fashion-mnist",
     [DS_IDX] = "idx",
     [DS_CIFAR10] = "cifar10",
+    [DS_PNG] = "image-folder",
 };
 
 /* Fashion-MNIST's classes, as nn_dataset_load_fashion_mnist names them
@@ -220,6 +223,43 @@ static int scan_cifar(ds_entry *e)
     return 0;
 }
 
+/* Appends e to r and logs it. */
+static void add_entry(datasets *r, const ds_entry *e)
+{
+    r->e = xrealloc(r->e, sizeof *r->e * (size_t)(r->n + 1));
+    r->e[r->n++] = *e;
+    log_info("data set %s: %s, %dx%dx%d, %d classes, %d train / %d test images (%s)",
+             e->name, format_names[e->format], e->c, e->h, e->w, e->num_classes, e->n_train,
+             e->n_test, e->dir);
+}
+
+/* A folder of images, one sub-folder per class (dataset_png.h): the scan
+ * reads only the image headers; the shape it finds is fixed for the load. */
+static void scan_png(datasets *r, ds_entry *e, const char *dir)
+{
+    dataset_png_info info;
+    char err[512];
+
+    if (dataset_png_scan(&info, dir, NULL, err, sizeof err) != 0) {
+        log_warn("data set %s: %s; skipped", e->name, err);
+        return;
+    }
+    e->format = DS_PNG;
+    snprintf(e->dir, sizeof e->dir, "%s", dir);
+    e->c = info.c;
+    e->h = info.h;
+    e->w = info.w;
+    e->num_classes = info.num_classes;
+    e->n_train = info.n_train;
+    e->n_test = info.n_test;
+    /* The names move over; info keeps nothing else that needs freeing. */
+    e->class_names = info.class_names;
+    info.class_names = NULL;
+    info.num_classes = 0;
+    dataset_png_info_free(&info);
+    add_entry(r, e);
+}
+
 /* Recognises the data set in dir (named name), appending it to r. */
 static void scan_dir(datasets *r, const char *dir, const char *name, int fashion)
 {
@@ -255,10 +295,8 @@ static void scan_dir(datasets *r, const char *dir, const char *name, int fashion
         } else {
             snprintf(sub, sizeof sub, "%s/cifar-10-batches-bin/data_batch_1.bin", dir);
             if (stat(sub, &st) != 0) {
-                /* HOOK (PNG-folder data sets, a later issue): a directory
-                 * whose subdirectories are classes of PNG images is
-                 * recognised here, its shape read from the first image,
-                 * and loaded through nn_dataset_create() in ds_load(). */
+                if (dataset_png_detect(dir))
+                    scan_png(r, &e, dir);
                 return;
             }
             snprintf(e.dir, sizeof e.dir, "%s/cifar-10-batches-bin", dir);
@@ -267,11 +305,7 @@ static void scan_dir(datasets *r, const char *dir, const char *name, int fashion
         if (scan_cifar(&e) != 0)
             return;
     }
-    r->e = xrealloc(r->e, sizeof *r->e * (size_t)(r->n + 1));
-    r->e[r->n++] = e;
-    log_info("data set %s: %s, %dx%dx%d, %d classes, %d train / %d test images (%s)",
-             e.name, format_names[e.format], e.c, e.h, e.w, e.num_classes, e.n_train,
-             e.n_test, e.dir);
+    add_entry(r, &e);
 }
 
 static ds_entry *find(datasets *r, const char *name)
@@ -410,6 +444,7 @@ cJSON *datasets_json(datasets *r)
 /* Loads one part of e from disk (no lock held). */
 static nn_status ds_load(const ds_entry *e, ds_part part, nn_dataset **out, char *err)
 {
+    dataset_png_opts po;
     nn_dataset **tr = part == DS_TRAIN ? out : NULL;
     nn_dataset **te = part == DS_TEST ? out : NULL;
 
@@ -426,6 +461,21 @@ static nn_status ds_load(const ds_entry *e, ds_part part, nn_dataset **out, char
         return part == DS_TRAIN
                    ? nn_dataset_load_idx(out, e->train_images, e->train_labels, err)
                    : nn_dataset_load_idx(out, e->test_images, e->test_labels, err);
+    case DS_PNG:
+        if (part == DS_TEST && e->n_test == 0) {
+            snprintf(err, NN_ERRLEN, "%.200s has no test/ folder", e->dir);
+            return NN_ERR_IO;
+        }
+        /* The scanned shape, so that images added since start-up cannot
+         * change what jobs were validated against. */
+        memset(&po, 0, sizeof po);
+        po.c = e->c;
+        po.h = e->h;
+        po.w = e->w;
+        if (dataset_png_load(part == DS_TRAIN ? out : NULL, part == DS_TEST ? out : NULL,
+                             e->dir, &po, err, NN_ERRLEN) != 0)
+            return NN_ERR_FORMAT;
+        return NN_OK;
     }
     return NN_ERR_ARG;
 }

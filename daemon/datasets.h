@@ -6,11 +6,12 @@
  * an MNIST-style IDX pair (train-images-idx3-ubyte + train-labels-idx1-ubyte,
  * optionally gzipped, optional t10k-* test pair) or CIFAR-10 binary batches
  * (data_batch_1.bin ..., test_batch.bin, directly or in
- * cifar-10-batches-bin/). A data set's name is its directory's name. Only
- * headers and labels are read at start-up; pixels are loaded when a job
- * first needs them and stay cached for the daemon's life (a later job on
- * the same data set costs nothing). Not here: PNG-folder data sets (a later
- * issue; see the hook in datasets.c) and rescanning while running. */
+ * cifar-10-batches-bin/), or folders of PNG/JPEG images, one sub-folder per
+ * class, optionally split into train/ and test/ (dataset_png.h). A data
+ * set's name is its directory's name. Only headers and labels are read at
+ * start-up; pixels are loaded when a job first needs them and stay cached
+ * for the daemon's life (a later job on the same data set costs nothing).
+ * Not here: rescanning while running. */
 #ifndef CONVNETD_DATASETS_H
 #define CONVNETD_DATASETS_H
 

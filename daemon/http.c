@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -43,7 +44,28 @@ const http_route http_routes[] = {
       .max_body = 1024 },
     { .method = "GET", .path = "/v1/jobs/{id}/metrics", .handler = api_jobs_metrics },
     { .method = "GET", .path = "/v1/jobs/{id}/events", .handler = api_jobs_events },
+    { .method = "GET", .path = "/v1/jobs/{id}/filters.png", .handler = api_jobs_filters },
+    { .method = "GET", .path = "/v1/models", .handler = api_models_list },
+    { .method = "GET", .path = "/v1/models/{id}", .handler = api_models_get },
+    { .method = "GET", .path = "/v1/models/{id}/checkpoint", .handler = api_models_checkpoint },
+    /* An image, raw or in a form, or base64 in JSON (4/3 larger): 16 MiB
+     * covers a 12 MiB photo as base64. The handler parses JSON itself, as
+     * it takes other types too. */
+    { .method = "POST", .path = "/v1/models/{id}/classify", .handler = api_models_classify,
+      .max_body = 16 * 1024 * 1024 },
+    { .method = "GET", .path = "/v1/models/{id}/evaluation", .handler = api_models_evaluation },
+    { .method = "GET", .path = "/v2", .handler = api_v2_server },
+    { .method = "GET", .path = "/v2/health/live", .handler = api_v2_live },
+    { .method = "GET", .path = "/v2/health/ready", .handler = api_v2_ready },
+    { .method = "GET", .path = "/v2/models/{name}", .handler = api_v2_model },
+    { .method = "GET", .path = "/v2/models/{name}/ready", .handler = api_v2_model_ready },
+    /* 64 images of tensor JSON; 16 MiB holds 64 x 3x32x32 with room. The
+     * handler parses the JSON, to answer errors in the protocol's shape. */
+    { .method = "POST", .path = "/v2/models/{name}/infer", .handler = api_v2_infer,
+      .max_body = 16 * 1024 * 1024 },
     { .method = "GET", .path = "/metrics", .handler = api_prometheus_get },
+    { .method = "GET", .path = "/", .handler = api_static_index },
+    { .method = "GET", .path = "/web/{path}", .handler = api_static_file, .tail = 1 },
 };
 const size_t http_routes_count = sizeof http_routes / sizeof http_routes[0];
 
@@ -88,12 +110,56 @@ void http_reply_clear(http_reply *rep)
     free(rep->body);
     if (rep->stream_free != NULL)
         rep->stream_free(rep->stream_cls);
+    if (rep->has_fd)
+        close(rep->fd);
     memset(rep, 0, sizeof *rep);
+}
+
+/* Drops an earlier file body (a handler may replace a file reply by an
+ * error). */
+static void drop_fd(http_reply *rep)
+{
+    if (rep->has_fd) {
+        close(rep->fd);
+        rep->has_fd = 0;
+        rep->fd = -1;
+        rep->fd_size = 0;
+    }
+}
+
+void http_reply_file(http_reply *rep, unsigned status, const char *content_type, int fd,
+                     unsigned long long fd_size)
+{
+    drop_fd(rep);
+    free(rep->body);
+    rep->body = NULL;
+    rep->len = 0;
+    rep->status = status;
+    rep->content_type = content_type;
+    rep->has_fd = 1;
+    rep->fd = fd;
+    rep->fd_size = fd_size;
+}
+
+void http_reply_header(http_reply *rep, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (rep->nheaders >= HTTP_MAX_HEADERS) {
+        log_err("reply header %s dropped: more than %d extra headers", name, HTTP_MAX_HEADERS);
+        return;
+    }
+    snprintf(rep->headers[rep->nheaders].name, HTTP_HEADER_NAME_MAX, "%s", name);
+    va_start(ap, fmt);
+    vsnprintf(rep->headers[rep->nheaders].value, HTTP_HEADER_VALUE_MAX, fmt, ap);
+    va_end(ap);
+    rep->nheaders++;
 }
 
 void http_reply_text(http_reply *rep, unsigned status, const char *content_type,
                      const char *text, size_t len)
 {
+    drop_fd(rep);
     free(rep->body);
     rep->body = xmalloc(len + 1);
     memcpy(rep->body, text, len);
@@ -106,6 +172,7 @@ void http_reply_text(http_reply *rep, unsigned status, const char *content_type,
 void http_reply_stream(http_reply *rep, unsigned status, const char *content_type,
                        http_stream_fn fn, void *cls, void (*free_fn)(void *))
 {
+    drop_fd(rep);
     free(rep->body);
     rep->body = NULL;
     rep->len = 0;
@@ -122,6 +189,7 @@ static void reply_internal_static(http_reply *rep)
     static const char body[] =
         "{\"error\":{\"code\":\"internal\",\"message\":\"cannot build the reply\","
         "\"field\":null}}\n";
+    drop_fd(rep);
     free(rep->body);
     rep->status = 500;
     rep->content_type = "application/json";
@@ -140,6 +208,7 @@ void http_reply_json(http_reply *rep, unsigned status, cJSON *doc)
         return;
     }
     n = strlen(text);
+    drop_fd(rep);
     free(rep->body);
     rep->body = xmalloc(n + 2);
     memcpy(rep->body, text, n);
@@ -182,8 +251,9 @@ const char *http_param(const http_params *params, const char *name)
 }
 
 /* Matches path against pattern segment by segment, capturing {name}
- * segments into *params. Returns 1 on a match. */
-static int pattern_match(const char *pat, const char *path, http_params *params)
+ * segments into *params; with tail, a last {name} takes the rest of the
+ * path. Returns 1 on a match. */
+static int pattern_match(const char *pat, const char *path, int tail, http_params *params)
 {
     params->n = 0;
     if (*pat != '/' || *path != '/')
@@ -200,6 +270,8 @@ static int pattern_match(const char *pat, const char *path, http_params *params)
         slen = send != NULL ? (size_t)(send - path) : strlen(path);
         if (plen >= 2 && pat[0] == '{' && pat[plen - 1] == '}') {
             size_t nlen = plen - 2;
+            if (tail && pat[plen] == '\0')
+                slen = strlen(path);   /* the rest, slashes included */
             if (slen == 0 || slen >= HTTP_PARAM_VALUE_MAX ||
                 nlen >= HTTP_PARAM_NAME_MAX || params->n >= HTTP_MAX_PARAMS)
                 return 0;
@@ -242,7 +314,7 @@ http_match http_route_match(const http_route *routes, size_t n, const char *meth
     const char *want = strcmp(method, "HEAD") == 0 ? "GET" : method;
 
     for (size_t i = 0; i < n; i++) {
-        if (!pattern_match(routes[i].path, path, &tmp))
+        if (!pattern_match(routes[i].path, path, routes[i].tail, &tmp))
             continue;
         if (strcmp(routes[i].method, want) == 0) {
             if (route != NULL)
@@ -447,6 +519,16 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, const http_req *r
             http_reply_clear(rep);
             return MHD_NO;
         }
+    } else if (rep->has_fd) {
+        /* The response owns the fd from here (MHD closes it when the response
+         * is destroyed); when none can be made, it is ours to close. */
+        rep->has_fd = 0;
+        resp = MHD_create_response_from_fd64(rep->fd_size, rep->fd);
+        if (resp == NULL) {
+            close(rep->fd);
+            http_reply_clear(rep);
+            return MHD_NO;
+        }
     } else {
         resp = MHD_create_response_from_buffer_with_free_callback(rep->len, rep->body, &free);
         if (resp == NULL) {
@@ -464,6 +546,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, const http_req *r
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rep->location);
     if (rep->no_cache)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    for (int i = 0; i < rep->nheaders && i < HTTP_MAX_HEADERS; i++)
+        MHD_add_response_header(resp, rep->headers[i].name, rep->headers[i].value);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     ret = MHD_queue_response(conn, rep->status, resp);
     MHD_destroy_response(resp);
@@ -607,6 +691,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         ctx->t0 = now_mono();
         *con_cls = ctx;
         begin_request(ctx, s);
+        /* A declared body over the limit is refused at once, not read:
+         * waiting for gigabytes that will be dropped helps nobody.
+         * libmicrohttpd sends the reply and closes the connection. */
+        if (ctx->failed && ctx->reply.status == 413) {
+            ctx->sent_status = 413;
+            return send_reply(conn, &ctx->req, &ctx->reply);
+        }
         return MHD_YES;
     }
     if (*upload_data_size != 0) {

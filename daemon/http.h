@@ -67,6 +67,10 @@ unsigned http_err_status(http_err e);
 #define HTTP_STREAM_END (-1L)
 typedef long (*http_stream_fn)(void *cls, char *buf, size_t max);
 
+#define HTTP_MAX_HEADERS 4          /* extra headers a reply may carry */
+#define HTTP_HEADER_NAME_MAX 32
+#define HTTP_HEADER_VALUE_MAX 192
+
 /* What a handler answers. Zero-initialise it; a handler that leaves status 0
  * produces a 500. body is owned by the reply (malloc'd). */
 typedef struct http_reply {
@@ -80,6 +84,14 @@ typedef struct http_reply {
     http_stream_fn stream;      /* when set, the body is streamed, not body */
     void *stream_cls;
     void (*stream_free)(void *cls);  /* releases stream_cls once the reply is done */
+    int has_fd;                 /* the body is the file fd (owned), fd_size bytes */
+    int fd;
+    unsigned long long fd_size;
+    int nheaders;               /* extra headers (ETag, Content-Disposition, ...) */
+    struct {
+        char name[HTTP_HEADER_NAME_MAX];
+        char value[HTTP_HEADER_VALUE_MAX];
+    } headers[HTTP_MAX_HEADERS];
 } http_reply;
 
 /* Sets rep to status with doc serialised as its body (plus a newline, for
@@ -104,7 +116,22 @@ void http_reply_text(http_reply *rep, unsigned status, const char *content_type,
 void http_reply_stream(http_reply *rep, unsigned status, const char *content_type,
                        http_stream_fn fn, void *cls, void (*free_fn)(void *));
 
-/* Frees rep's body (and an unsent stream's cls) and zeroes it. NULL-safe. */
+/* Sets rep to status with the file open at fd (fd_size bytes from its
+ * start) as its body; libmicrohttpd sends it without copying it into
+ * memory. Takes ownership of fd, even on failure (it is closed when the
+ * reply is sent or cleared). Replaces any earlier body. */
+void http_reply_file(http_reply *rep, unsigned status, const char *content_type, int fd,
+                     unsigned long long fd_size);
+
+/* Adds the header name: value (printf-formatted) to rep. Names and values
+ * longer than the limits above are truncated; beyond HTTP_MAX_HEADERS the
+ * header is dropped (and logged): a programming error, not a client's.
+ * Values must not contain CR or LF (the caller builds them from safe text). */
+void http_reply_header(http_reply *rep, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Frees rep's body (and an unsent stream's cls, and an unsent fd) and zeroes
+ * it. NULL-safe. */
 void http_reply_clear(http_reply *rep);
 
 /* ---- requests and routes ---- */
@@ -135,13 +162,17 @@ typedef void (*http_handler)(const http_req *req, http_reply *rep);
 /* One line of a route table. path is literal segments and {name} segments
  * ("/v1/jobs/{id}/cancel"). A request body larger than max_body gets 413
  * (max_body 0: no body allowed). With json set, the body must be valid JSON
- * and arrives parsed in req->json; otherwise 400 invalid_json. */
+ * and arrives parsed in req->json; otherwise 400 invalid_json. With tail
+ * set, the pattern's last segment must be a {name}, and it captures the
+ * rest of the path, slashes included ("/web/{path}" matches
+ * "/web/vendor/a.js" with path = "vendor/a.js"; static files). */
 typedef struct http_route {
     const char *method;
     const char *path;
     http_handler handler;
     size_t max_body;
     int json;
+    int tail;
 } http_route;
 
 /* When app->token is set, every route whose method is not GET (or HEAD)
@@ -160,7 +191,8 @@ typedef enum http_match {
 /* Finds the route for method and path in routes[0..n). HEAD matches GET
  * routes. Paths match segment by segment: no trailing-slash folding, and a
  * {name} segment matches any non-empty segment shorter than
- * HTTP_PARAM_VALUE_MAX. On FOUND sets *route and fills *params (either may be
+ * HTTP_PARAM_VALUE_MAX (a tail route's last {name}: any non-empty rest of
+ * the path shorter than that). On FOUND sets *route and fills *params (either may be
  * NULL). On BAD_METHOD writes the allowed methods, e.g. "GET, HEAD, POST",
  * to allow (allowlen bytes, may be NULL). Pure and thread-safe. */
 http_match http_route_match(const http_route *routes, size_t n, const char *method,

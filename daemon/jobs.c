@@ -133,6 +133,7 @@ struct jobs {
     int ndev;
     qnode *head[APP_MAX_DEVICES], *tail[APP_MAX_DEVICES];
     run_slot run[APP_MAX_DEVICES];
+    int wake[APP_MAX_DEVICES];   /* jobs_wake was called; jobs_next returns -1 */
     int nqueued;
     long long iterations;
 };
@@ -527,9 +528,12 @@ long jobs_next(jobs *jm, int device)
     qnode *n;
 
     pthread_mutex_lock(&jm->mu);
-    while (!jm->stopping && jm->head[device] == NULL)
+    while (!jm->stopping && jm->head[device] == NULL && !jm->wake[device])
         pthread_cond_wait(&jm->work, &jm->mu);
-    if (!jm->stopping) {
+    if (!jm->stopping && jm->head[device] == NULL) {
+        jm->wake[device] = 0;
+        id = -1;
+    } else if (!jm->stopping) {
         n = jm->head[device];
         jm->head[device] = n->next;
         if (jm->tail[device] == n)
@@ -543,6 +547,20 @@ long jobs_next(jobs *jm, int device)
     }
     pthread_mutex_unlock(&jm->mu);
     return id;
+}
+
+void jobs_wake(jobs *jm, int device)
+{
+    if (device < 0 || device >= jm->ndev)
+        return;
+    pthread_mutex_lock(&jm->mu);
+    if (!jm->wake[device]) {
+        jm->wake[device] = 1;
+        /* One condition variable for all workers: each rechecks its own
+         * flag, so a broadcast is needed (a handful of threads). */
+        pthread_cond_broadcast(&jm->work);
+    }
+    pthread_mutex_unlock(&jm->mu);
 }
 
 /* The request that applies now, with the mutex held: the client's own

@@ -118,8 +118,16 @@ void jobs_stats(jobs *jm, long long *iterations, double *images_per_s);
 /* ---- worker side ---- */
 
 /* Blocks until device's queue has a job, marks it running and returns its
- * id; returns 0 once the daemon stops. */
+ * id; returns 0 once the daemon stops, and -1 when jobs_wake woke it with
+ * no job queued (other work: inference requests, serve.h). A queued job
+ * comes first, so that a stream of requests cannot starve training; the
+ * worker answers requests between its minibatches anyway. */
 long jobs_next(jobs *jm, int device);
+
+/* Wakes device's worker for work that is not a job: its jobs_next returns
+ * -1, at once when it is waiting, else the next time it is called. Cheap;
+ * thread-safe. */
+void jobs_wake(jobs *jm, int device);
 
 /* Records the running job's progress and returns what it should do now. */
 job_want jobs_report(jobs *jm, int device, const job_progress *p);

@@ -335,7 +335,7 @@ int jobspec_parse(jobspec *out, const cJSON *doc, app *a, jobspec_mode mode,
 
     memset(out, 0, sizeof *out);
     memset(e, 0, sizeof *e);
-    out->val_fraction = 0.1;
+    out->val_fraction = 0.2; /* the report's 40,000/10,000 split */
     out->subtract_mean = 1;
     out->device_index = -1;
     strcpy(out->device, "auto");

@@ -31,7 +31,7 @@
 typedef struct jobspec {
     char name[JOBSPEC_NAME_BYTES];
     char dataset[NN_DATASET_NAME_LEN];
-    double val_fraction;           /* [0, 1); default 0.1 */
+    double val_fraction;           /* [0, 1); default 0.2 */
     int limit;                     /* first `limit` images only; 0 = all */
     int subtract_mean;             /* default true */
     char *model_json;              /* malloc'd */

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,7 +33,9 @@
 #include "http.h"
 #include "jobs.h"
 #include "log.h"
+#include "models.h"
 #include "sdnotify.h"
+#include "serve.h"
 #include "store.h"
 #include "util.h"
 #include "worker.h"
@@ -44,6 +47,12 @@
 #endif
 #ifndef CONVNETD_MIGRATIONS_INSTALLED
 #define CONVNETD_MIGRATIONS_INSTALLED "/usr/local/share/convnetd/migrations"
+#endif
+#ifndef CONVNETD_WEB_SOURCE
+#define CONVNETD_WEB_SOURCE "web"
+#endif
+#ifndef CONVNETD_WEB_INSTALLED
+#define CONVNETD_WEB_INSTALLED "/usr/local/share/convnetd/web"
 #endif
 #ifndef CONVNETD_INSTALLED_BINARY
 #define CONVNETD_INSTALLED_BINARY "/usr/local/bin/convnetd"
@@ -151,31 +160,67 @@ static int is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The migrations directory: the setting when given; else the installed
- * copy for the installed binary and the source tree's for a build-tree
- * binary, each falling back to the other. NULL when none exists. */
-static const char *migrations_dir(const cfg *c)
+/* 1 when this process is the installed binary (not a build tree's). */
+static int running_installed(void)
 {
     char self[CFG_PATH_MAX], installed[CFG_PATH_MAX];
-    ssize_t n;
-    int is_installed = 0;
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
 
-    if (c->migrations_dir[0] != '\0')
-        return c->migrations_dir;
-    n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        /* The install prefix may itself be a symlink: compare real paths. */
-        if (realpath(CONVNETD_INSTALLED_BINARY, installed) != NULL)
-            is_installed = strcmp(self, installed) == 0;
-    }
-    if (is_installed && is_dir(CONVNETD_MIGRATIONS_INSTALLED))
-        return CONVNETD_MIGRATIONS_INSTALLED;
-    if (is_dir(CONVNETD_MIGRATIONS_SOURCE))
-        return CONVNETD_MIGRATIONS_SOURCE;
-    if (is_dir(CONVNETD_MIGRATIONS_INSTALLED))
-        return CONVNETD_MIGRATIONS_INSTALLED;
+    if (n <= 0)
+        return 0;
+    self[n] = '\0';
+    /* The install prefix may itself be a symlink: compare real paths. */
+    return realpath(CONVNETD_INSTALLED_BINARY, installed) != NULL &&
+           strcmp(self, installed) == 0;
+}
+
+/* A data directory (migrations/, web/): the setting when given; else the
+ * installed copy for the installed binary and the source tree's for a
+ * build-tree binary, each falling back to the other. NULL when none
+ * exists. */
+static const char *data_dir(const char *setting, const char *source, const char *installed)
+{
+    int is_installed = running_installed();
+
+    if (setting[0] != '\0')
+        return setting;
+    if (is_installed && is_dir(installed))
+        return installed;
+    if (is_dir(source))
+        return source;
+    if (is_dir(installed))
+        return installed;
     return NULL;
+}
+
+static const char *migrations_dir(const cfg *c)
+{
+    return data_dir(c->migrations_dir, CONVNETD_MIGRATIONS_SOURCE, CONVNETD_MIGRATIONS_INSTALLED);
+}
+
+/* Resolves the dashboard's directory into a->web_dir (a real path, so the
+ * file handler's containment check compares like with like). When none is
+ * found by itself the API is served without its dashboard (a warning);
+ * a web-dir setting that is not a directory is a settings error (-1). */
+static int find_web_dir(app *a, const cfg *c, char *err, size_t errlen)
+{
+    const char *dir = data_dir(c->web_dir, CONVNETD_WEB_SOURCE, CONVNETD_WEB_INSTALLED);
+    char real[PATH_MAX];
+
+    a->web_dir[0] = '\0';
+    if (dir == NULL || realpath(dir, real) == NULL || !is_dir(real) ||
+        strlen(real) >= sizeof a->web_dir) {
+        if (c->web_dir[0] != '\0') {
+            snprintf(err, errlen, "web-dir %s: not a directory", c->web_dir);
+            return -1;
+        }
+        log_warn("no dashboard: web directory %s not found (set --web-dir); the API is "
+                 "served without it", dir != NULL ? dir : CONVNETD_WEB_INSTALLED);
+        return 0;
+    }
+    memcpy(a->web_dir, real, strlen(real) + 1);   /* the length was checked above */
+    log_info("dashboard files from %s", a->web_dir);
+    return 0;
 }
 
 /* Fills a->devices from the device setting: "auto" is the CPU and every
@@ -342,6 +387,11 @@ int main(int argc, char **argv)
         }
         a.token = token;
     }
+    if (find_web_dir(&a, &c, err, sizeof err) != 0) {
+        log_err("%s", err);
+        rc = 2;
+        goto fail;
+    }
 
     if (make_dirs(c.state_dir, 0750) != 0 || access(c.state_dir, W_OK) != 0) {
         log_err("state-dir %s: %s", c.state_dir, strerror(errno));
@@ -400,6 +450,8 @@ int main(int argc, char **argv)
 
     datasets_scan(&a.datasets, c.data_dir);
     a.jobs = jobs_create(&a);
+    a.serve = serve_create(&a);
+    a.models = models_create(&a);
     requeued = jobs_recover(a.jobs, a.db);
     if (requeued < 0) {
         log_err("store: cannot read the jobs left by the last run");
@@ -442,6 +494,8 @@ fail:
     for (int i = 0; i < APP_MAX_DEVICES; i++)
         worker_join(workers[i]);
     http_stop(server);
+    models_free(a.models);
+    serve_free(a.serve);
     jobs_free(a.jobs);
     datasets_free(a.datasets);
     store_close(a.db);

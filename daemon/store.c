@@ -38,6 +38,9 @@ enum {
     Q_CKPT_DELETE_AFTER,
     Q_CKPT_INSERT,
     Q_CKPT_LATEST,
+    Q_MODEL_LIST,
+    Q_EVAL_PUT,
+    Q_EVAL_GET,
     Q_COUNT
 };
 
@@ -86,6 +89,17 @@ static const char *const sql[Q_COUNT] = {
     [Q_CKPT_LATEST] =
         "SELECT id, epoch, iteration, path, reason, created_at FROM checkpoints "
         "WHERE job_id = ?1 ORDER BY id DESC LIMIT 1",
+    [Q_MODEL_LIST] =
+        "SELECT " JOB_COLUMNS " FROM jobs "
+        "WHERE (?1 <= 0 OR id < ?1) AND EXISTS (SELECT 1 FROM checkpoints c "
+        "WHERE c.job_id = jobs.id) ORDER BY id DESC LIMIT ?2",
+    [Q_EVAL_PUT] =
+        "INSERT OR REPLACE INTO evaluations (job_id, iteration, epoch, split, num_samples, "
+        "correct, accuracy, result, duration_s, created_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [Q_EVAL_GET] =
+        "SELECT job_id, iteration, epoch, split, num_samples, correct, accuracy, result, "
+        "duration_s, created_at FROM evaluations WHERE job_id = ?1",
 };
 
 struct store {
@@ -534,6 +548,27 @@ out:
     return rc;
 }
 
+int store_model_list(store *s, long before_id, int limit, store_job_fn fn, void *user)
+{
+    sqlite3_stmt *st;
+    int rc = -1;
+
+    pthread_mutex_lock(&s->mu);
+    st = stmt(s, Q_MODEL_LIST);
+    if (st == NULL)
+        goto out;
+    if (sqlite3_bind_int64(st, 1, before_id) != SQLITE_OK ||
+        sqlite3_bind_int(st, 2, limit) != SQLITE_OK) {
+        rc = fail(s, "list models");
+        goto out;
+    }
+    rc = each_job(s, st, fn, user, "list models");
+out:
+    done(st);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 int store_job_list_active(store *s, store_job_fn fn, void *user)
 {
     sqlite3_stmt *st;
@@ -794,6 +829,85 @@ int store_checkpoint_latest(store *s, long job, store_checkpoint *out)
         rc = STORE_NOTFOUND;
     } else {
         rc = fail(s, "latest checkpoint");
+    }
+out:
+    done(st);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- evaluations ---- */
+
+void store_evaluation_clear(store_evaluation *e)
+{
+    if (e == NULL)
+        return;
+    free(e->result);
+    memset(e, 0, sizeof *e);
+}
+
+int store_evaluation_put(store *s, const store_evaluation *e)
+{
+    sqlite3_stmt *st;
+    int rc = -1;
+
+    pthread_mutex_lock(&s->mu);
+    st = stmt(s, Q_EVAL_PUT);
+    if (st == NULL)
+        goto out;
+    if (sqlite3_bind_int64(st, 1, e->job_id) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, e->iteration) != SQLITE_OK ||
+        sqlite3_bind_int(st, 3, e->epoch) != SQLITE_OK ||
+        bind_text(st, 4, e->split) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 5, e->num_samples) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 6, e->correct) != SQLITE_OK ||
+        sqlite3_bind_double(st, 7, e->accuracy) != SQLITE_OK ||
+        bind_text(st, 8, e->result != NULL ? e->result : "{}") != SQLITE_OK ||
+        sqlite3_bind_double(st, 9, e->duration_s) != SQLITE_OK ||
+        sqlite3_bind_double(st, 10, now_wall()) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_DONE) {
+        rc = fail(s, "store evaluation");
+        goto out;
+    }
+    rc = 0;
+out:
+    done(st);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int store_evaluation_get(store *s, long job, store_evaluation *out)
+{
+    sqlite3_stmt *st;
+    int rc = -1, step;
+
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->mu);
+    st = stmt(s, Q_EVAL_GET);
+    if (st == NULL)
+        goto out;
+    if (sqlite3_bind_int64(st, 1, job) != SQLITE_OK) {
+        rc = fail(s, "get evaluation");
+        goto out;
+    }
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const unsigned char *sp = sqlite3_column_text(st, 3);
+        out->job_id = (long)sqlite3_column_int64(st, 0);
+        out->iteration = (long)sqlite3_column_int64(st, 1);
+        out->epoch = sqlite3_column_int(st, 2);
+        snprintf(out->split, sizeof out->split, "%s", sp != NULL ? (const char *)sp : "");
+        out->num_samples = (long)sqlite3_column_int64(st, 4);
+        out->correct = (long)sqlite3_column_int64(st, 5);
+        out->accuracy = sqlite3_column_double(st, 6);
+        out->result = col_strdup(st, 7);
+        out->duration_s = sqlite3_column_double(st, 8);
+        out->created_at = sqlite3_column_double(st, 9);
+        rc = 0;
+    } else if (step == SQLITE_DONE) {
+        rc = STORE_NOTFOUND;
+    } else {
+        rc = fail(s, "get evaluation");
     }
 out:
     done(st);

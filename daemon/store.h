@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 /* The schema version this code reads and writes: the highest migration. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 #define STORE_NOTFOUND 1   /* a return value: no such row */
 
@@ -77,6 +77,11 @@ typedef int (*store_job_fn)(void *user, const store_job *j);
  * limit. 0 or -1. */
 int store_job_list(store *s, const char *status, long before_id, int limit,
                    store_job_fn fn, void *user);
+
+/* Jobs that have written at least one checkpoint (models), newest first,
+ * only those with id < before_id when before_id > 0, at most limit. Same
+ * callback rules as store_job_list. 0 or -1. */
+int store_model_list(store *s, long before_id, int limit, store_job_fn fn, void *user);
 
 /* The jobs a restarted daemon must pick up again: status running (oldest
  * start first), then queued (oldest first). 0 or -1. */
@@ -152,5 +157,31 @@ int store_checkpoint_add(store *s, long job, int epoch, long iteration, const ch
 
 /* The job's most recent checkpoint row into *out. 0, STORE_NOTFOUND or -1. */
 int store_checkpoint_latest(store *s, long job, store_checkpoint *out);
+
+/* ---- evaluations ---- */
+
+/* A model's evaluation (migrations/0003_evaluations.sql). result is the
+ * JSON text {"class_names","per_class_accuracy","confusion_matrix"};
+ * malloc'd and owned by the struct when read (store_evaluation_clear). */
+typedef struct store_evaluation {
+    long job_id;
+    long iteration;
+    int epoch;
+    char split[16];          /* "test" or "validation" */
+    long num_samples, correct;
+    double accuracy;
+    char *result;
+    double duration_s;
+    double created_at;
+} store_evaluation;
+
+void store_evaluation_clear(store_evaluation *e);
+
+/* Stores e (result borrowed; created_at is set to now), replacing the job's
+ * earlier evaluation. 0 or -1. */
+int store_evaluation_put(store *s, const store_evaluation *e);
+
+/* Job's evaluation into *out (cleared first). 0, STORE_NOTFOUND or -1. */
+int store_evaluation_get(store *s, long job, store_evaluation *out);
 
 #endif

@@ -165,6 +165,62 @@ int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+int b64_decode(unsigned char *out, size_t cap, size_t *outlen, const char *in, size_t inlen)
+{
+    uint32_t acc = 0;
+    size_t n = 0;
+    int bits = 0, pad = 0, chars = 0;
+
+    for (size_t i = 0; i < inlen; i++) {
+        unsigned char c = (unsigned char)in[i];
+        int v;
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+            continue;
+        if (c == '=') {
+            pad++;
+            if (pad > 2)
+                return -1;
+            continue;
+        }
+        if (pad > 0)
+            return -1;   /* data after padding */
+        v = b64_value(c);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        chars++;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == cap)
+                return -1;
+            out[n++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    /* A group of 4 characters minus padding leaves 2 or 3 characters; 1 is
+     * never a valid ending, and padding must complete the group. */
+    if (chars % 4 == 1 || (pad > 0 && (chars + pad) % 4 != 0))
+        return -1;
+    *outlen = n;
+    return 0;
+}
+
 /* ---- the host ---- */
 
 uint64_t host_available_memory(void)

@@ -53,6 +53,14 @@ void format_rfc3339(char *out, size_t len, double t);
  * spaces, no trailing text). Returns 0 and *out, or -1. */
 int parse_long(const char *s, long lo, long hi, long *out);
 
+/* Decodes base64 text in[0..inlen) into out (cap bytes): the standard
+ * alphabet (RFC 4648 section 4) or the URL-safe one (section 5), padding
+ * optional but only at the end, whitespace (space, tab, CR, LF: line-wrapped
+ * encoders) skipped. Any other character, a lone trailing character, or
+ * output beyond cap fails. Returns 0 with *outlen set, or -1. Needs at most
+ * inlen / 4 * 3 + 2 bytes of out. Pure. */
+int b64_decode(unsigned char *out, size_t cap, size_t *outlen, const char *in, size_t inlen);
+
 /* ---- the host ---- */
 
 /* Bytes of memory the kernel says can be allocated without swapping:

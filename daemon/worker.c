@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 #include <nn/backend.h>
+#include <nn/checkpoint.h>
 #include <nn/solver.h>
 #ifdef CONVNETD_HAVE_CUDA
 #include <nn_cuda/nn_cuda.h>
@@ -31,6 +32,8 @@
 #include "jobs.h"
 #include "jobspec.h"
 #include "log.h"
+#include "models.h"
+#include "serve.h"
 #include "store.h"
 #include "util.h"
 
@@ -69,17 +72,14 @@ typedef struct run_ctx {
     char extra[1024];               /* the checkpoint's "extra" JSON */
 } run_ctx;
 
-/* ---- HOOK: inference between minibatches -------------------------------
- * A later issue queues classification requests for models on this device.
- * The worker answers them here, between two minibatches of a training job
- * (from on_iteration) and while it has no job, batching requests that
- * arrived together; jobs_next will then also wake for such requests.
- * Nothing is served yet. */
-static void serve_inference(worker *w)
+/* Inference requests and evaluations for models on this device (serve.h):
+ * called between two minibatches of a training job (idle = 0: one round)
+ * and whenever the worker has no job (idle = 1: until nothing is left). */
+static void serve_inference(worker *w, int idle)
 {
-    (void)w;
+    if (w->a->serve != NULL)
+        serve_worker_run(w->a->serve, w->index, w->b, w->db, idle);
 }
-/* ------------------------------------------------------------------------ */
 
 static void to_progress(job_progress *p, const nn_solver_progress *sp)
 {
@@ -130,6 +130,53 @@ static int flush(run_ctx *c)
     return 0;
 }
 
+/* mkdir that accepts an existing directory. */
+static int ensure_dir(const char *path)
+{
+    return mkdir(path, 0750) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* Keeps the first conv layer's filters as they are at the end of `epoch`
+ * (0: the initial weights) in <dir>/filters/epoch-<N>.ckpt, for GET
+ * /v1/jobs/{id}/filters.png?epoch=N. A small file (K*C*R*S floats) in the
+ * checkpoint container. Failing to write it loses a picture, not the job:
+ * logged only. */
+static void snapshot_filters(run_ctx *c, int epoch)
+{
+    char path[sizeof c->dir + 64], meta[128], err[NN_ERRLEN];
+    nn_tensor *wt = nn_model_first_conv_weight(c->model);
+    nn_ckpt_tensor t;
+    nn_tensor host;
+    nn_real *buf;
+
+    if (wt == NULL || wt->ndim != 4)
+        return;
+    snprintf(path, sizeof path, "%s/filters", c->dir);
+    if (ensure_dir(path) != 0) {
+        log_warn("job %ld: cannot create %s: %s", c->id, path, strerror(errno));
+        return;
+    }
+    buf = xmalloc(wt->size * sizeof *buf);
+    host = nn_tensor_4d(buf, wt->shape[0], wt->shape[1], wt->shape[2], wt->shape[3]);
+    if (nn_tensor_copy(c->w->b, &host, wt) != NN_OK) {
+        log_warn("job %ld: cannot read the filters: %s", c->id, nn_backend_errmsg(c->w->b));
+        free(buf);
+        return;
+    }
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "filters");
+    t.ndim = 4;
+    memcpy(t.shape, wt->shape, sizeof t.shape);
+    t.dtype = NN_F32;
+    t.data = buf;
+    snprintf(meta, sizeof meta, "{\"format\":\"convnetd-filters\",\"epoch\":%d,"
+             "\"iteration\":%ld}", epoch, c->prog.iteration);
+    models_filters_path(c->w->a, c->id, epoch, path, sizeof path);
+    if (nn_ckpt_write(path, meta, &t, 1, err) != NN_OK)
+        log_warn("job %ld: cannot keep the filters of epoch %d: %s", c->id, epoch, err);
+    free(buf);
+}
+
 /* Flushes, then writes the checkpoint file, then records it (see the file
  * comment for why in this order). */
 static int checkpoint(run_ctx *c, const char *reason)
@@ -140,8 +187,12 @@ static int checkpoint(run_ctx *c, const char *reason)
 
     if (c->prog.iteration == c->last_ckpt)
         return 0;
+    /* Each step below waits for a disk (fsync) for milliseconds; inference
+     * requests are answered between them, so that a checkpoint stalls them
+     * for one step, not for all of them. */
     if (flush(c) != 0)
         return -1;
+    serve_inference(c->w, 0);
     if (c->data->num_classes == c->spec.data.num_classes)
         names = (const char *const *)c->data->class_names;
     st = nn_solver_save(c->solver, c->ckpt, names, c->extra, err);
@@ -149,12 +200,19 @@ static int checkpoint(run_ctx *c, const char *reason)
         snprintf(c->fatal, sizeof c->fatal, "cannot write the checkpoint: %s", err);
         return -1;
     }
+    serve_inference(c->w, 0);
     if (store_checkpoint_add(c->w->db, c->id, c->prog.epoch, c->prog.iteration, c->ckpt,
                              reason) != 0) {
         snprintf(c->fatal, sizeof c->fatal, "cannot record the checkpoint in the store");
         return -1;
     }
     c->last_ckpt = c->prog.iteration;
+    /* Only at epoch ends: a pause or a max_iterations stop mid-epoch must
+     * not pass for the end of that epoch (the latest checkpoint shows it). */
+    if (strcmp(reason, "epoch") == 0) {
+        serve_inference(c->w, 0);
+        snapshot_filters(c, c->prog.epoch);
+    }
     return 0;
 }
 
@@ -173,7 +231,7 @@ static int on_iteration(void *user, const nn_solver_progress *sp)
         if (flush(c) != 0)
             return 1;
     }
-    serve_inference(c->w);
+    serve_inference(c->w, 0);
     return c->want != JOB_WANT_NONE;
 }
 
@@ -203,12 +261,6 @@ static int on_epoch(void *user, const nn_solver_progress *sp)
 }
 
 /* ---- one job ---- */
-
-/* mkdir that accepts an existing directory. */
-static int ensure_dir(const char *path)
-{
-    return mkdir(path, 0750) == 0 || errno == EEXIST ? 0 : -1;
-}
 
 /* Removes "checkpoint.ckpt.tmp.<pid>" files a crash mid-write left in dir
  * (nn_ckpt_write renames only complete files into place). */
@@ -367,6 +419,7 @@ static int prepare(run_ctx *c, const store_job *row)
         log_info("job %ld started on %s: %s, %s, %ld iterations%s", c->id, w->dev->name,
                  c->spec.name, c->spec.dataset, sp.num_iterations,
                  deleted > 0 ? " (from scratch: no checkpoint)" : "");
+        snapshot_filters(c, 0);   /* the initial weights, for comparison */
     }
     return 0;
 }
@@ -421,10 +474,17 @@ static void run_job(worker *w, long id)
             flush(&c);   /* keep what was measured; a failure here changes nothing */
         finish(&c, JOB_FAILED, c.fatal);
     } else if (nn_solver_done(c.solver)) {
-        if (checkpoint(&c, "final") != 0 || flush(&c) != 0)
+        if (checkpoint(&c, "final") != 0 || flush(&c) != 0) {
             finish(&c, JOB_FAILED, c.fatal);
-        else
+        } else {
             finish(&c, JOB_SUCCEEDED, NULL);
+            /* The model's test-set evaluation, in the background: the
+             * worker runs it a slice at a time between other work. */
+            if (w->a->serve != NULL) {
+                serve_eval_status es;
+                serve_evaluate(w->a->serve, w->index, id, c.ckpt, &es);
+            }
+        }
     } else if (c.want == JOB_WANT_CANCEL) {
         if (flush(&c) != 0)
             finish(&c, JOB_FAILED, c.fatal);
@@ -479,10 +539,15 @@ static void *worker_main(void *arg)
     } else {
         log_info("worker %s: ready (%s)", w->dev->name, nn_backend_name(w->b));
     }
+    serve_inference(w, 1);
     while ((id = jobs_next(w->a->jobs, w->index)) != 0) {
-        run_job(w, id);
-        serve_inference(w);
+        if (id > 0)
+            run_job(w, id);
+        serve_inference(w, 1);   /* id -1: woken for requests */
     }
+    /* Cached models live on the device: free them before the backend. */
+    if (w->a->serve != NULL)
+        serve_worker_stop(w->a->serve, w->index);
     nn_backend_free(w->b);
     store_close(w->db);
     return NULL;

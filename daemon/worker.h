@@ -6,8 +6,10 @@
  * the state of the job it runs, buffers metrics and writes them in batches,
  * checkpoints at every epoch end, on pause and on shutdown, and resumes a
  * job from its checkpoint when it has one. Between two minibatches it
- * checks the job's requests (cancel, pause, stop) and is where inference
- * requests will be served (a later issue; see serve_inference in worker.c). */
+ * checks the job's requests (cancel, pause, stop) and answers the inference
+ * requests and evaluations queued for its device (serve.h), which it also
+ * does whenever it has no job. It keeps the first conv layer's filters of
+ * every epoch end beside the checkpoint (models.h). */
 #ifndef CONVNETD_WORKER_H
 #define CONVNETD_WORKER_H
 

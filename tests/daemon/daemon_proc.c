@@ -329,8 +329,24 @@ static void put_be32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)v;
 }
 
-int tj_write_synth(const char *dir, const char *name, int n, int h, int w, int classes,
-                   uint32_t seed)
+void tj_synth_image(unsigned char *img, int h, int w, int classes, int label, uint32_t *x)
+{
+    /* Class k lights a block in column band k; noise everywhere. */
+    int band = w / classes;
+    for (int p = 0; p < h * w; p++) {
+        *x ^= *x << 13;
+        *x ^= *x >> 17;
+        *x ^= *x << 5;
+        img[p] = (unsigned char)(*x % 64);
+    }
+    for (int r = h / 4; r < 3 * h / 4; r++)
+        for (int c = label * band; c < (label + 1) * band; c++)
+            img[r * w + c] = (unsigned char)(200 + *x % 50);
+}
+
+/* Writes dir/name/<prefix>-images-idx3-ubyte and -labels-idx1-ubyte. */
+static int write_pair(const char *dir, const char *name, const char *prefix, int n, int h,
+                      int w, int classes, uint32_t seed)
 {
     char path[1024];
     unsigned char hdr[16], *img;
@@ -341,9 +357,9 @@ int tj_write_synth(const char *dir, const char *name, int n, int h, int w, int c
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
         return -1;
-    snprintf(path, sizeof path, "%s/%s/train-images-idx3-ubyte", dir, name);
+    snprintf(path, sizeof path, "%s/%s/%s-images-idx3-ubyte", dir, name, prefix);
     fi = fopen(path, "wb");
-    snprintf(path, sizeof path, "%s/%s/train-labels-idx1-ubyte", dir, name);
+    snprintf(path, sizeof path, "%s/%s/%s-labels-idx1-ubyte", dir, name, prefix);
     fl = fopen(path, "wb");
     img = malloc((size_t)h * (size_t)w);
     if (fi == NULL || fl == NULL || img == NULL)
@@ -360,17 +376,7 @@ int tj_write_synth(const char *dir, const char *name, int n, int h, int w, int c
         goto out;
     for (int i = 0; i < n; i++) {
         unsigned char label = (unsigned char)(i % classes);
-        /* Class k lights a block in column band k; noise everywhere. */
-        int band = w / classes;
-        for (int p = 0; p < h * w; p++) {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            img[p] = (unsigned char)(x % 64);
-        }
-        for (int r = h / 4; r < 3 * h / 4; r++)
-            for (int c = label * band; c < (label + 1) * band; c++)
-                img[r * w + c] = (unsigned char)(200 + x % 50);
+        tj_synth_image(img, h, w, classes, label, &x);
         if (fwrite(img, 1, (size_t)h * (size_t)w, fi) != (size_t)h * (size_t)w ||
             fwrite(&label, 1, 1, fl) != 1)
             goto out;
@@ -383,4 +389,16 @@ out:
         rc = -1;
     free(img);
     return rc;
+}
+
+int tj_write_synth(const char *dir, const char *name, int n, int h, int w, int classes,
+                   uint32_t seed)
+{
+    return write_pair(dir, name, "train", n, h, w, classes, seed);
+}
+
+int tj_write_synth_test(const char *dir, const char *name, int n, int h, int w, int classes,
+                        uint32_t seed)
+{
+    return write_pair(dir, name, "t10k", n, h, w, classes, seed);
 }

@@ -79,6 +79,15 @@ int tj_steps_exact(const long *steps, int n);
 int tj_write_synth(const char *dir, const char *name, int n, int h, int w, int classes,
                    uint32_t seed);
 
+/* The matching test pair (t10k-images/labels) under dir/name/, n images of
+ * the same classes, from its own seed. 0 or -1. */
+int tj_write_synth_test(const char *dir, const char *name, int n, int h, int w, int classes,
+                        uint32_t seed);
+
+/* One synthetic image of class label (h*w bytes into img), the pattern of
+ * tj_write_synth, drawing its noise from *x (a nonzero xorshift state). */
+void tj_synth_image(unsigned char *img, int h, int w, int classes, int label, uint32_t *x);
+
 double tj_now(void);
 
 #endif

@@ -104,6 +104,52 @@ static void test_exact_and_capture(void)
     CHECK(strlen(allow) == 4);
 }
 
+/* A tail route's last {name} takes the rest of the path (static files). */
+static void test_tail(void)
+{
+    static const http_route tail_table[] = {
+        { .method = "GET", .path = "/web/{path}", .handler = dummy, .tail = 1 },
+        { .method = "GET", .path = "/x/{a}/{rest}", .handler = dummy, .tail = 1 },
+    };
+    const http_route *r = NULL;
+    http_params p;
+    char seg[HTTP_PARAM_VALUE_MAX + 16], path[sizeof seg + 16];
+
+    CHECK(http_route_match(tail_table, 2, "GET", "/web/app.js", &r, &p, NULL, 0)
+          == HTTP_MATCH_FOUND);
+    CHECK(r == &tail_table[0] && strcmp(http_param(&p, "path"), "app.js") == 0);
+    CHECK(http_route_match(tail_table, 2, "GET", "/web/vendor/u/a.js", &r, &p, NULL, 0)
+          == HTTP_MATCH_FOUND);
+    CHECK(strcmp(http_param(&p, "path"), "vendor/u/a.js") == 0);
+    /* The rest is taken as it is: judging it is the handler's job. */
+    CHECK(http_route_match(tail_table, 2, "GET", "/web/a//../b/", &r, &p, NULL, 0)
+          == HTTP_MATCH_FOUND);
+    CHECK(strcmp(http_param(&p, "path"), "a//../b/") == 0);
+    CHECK(http_route_match(tail_table, 2, "GET", "/web/", NULL, NULL, NULL, 0)
+          == HTTP_MATCH_NOT_FOUND);
+    CHECK(http_route_match(tail_table, 2, "GET", "/web", NULL, NULL, NULL, 0)
+          == HTTP_MATCH_NOT_FOUND);
+    CHECK(http_route_match(tail_table, 2, "GET", "/x/1/2/3", &r, &p, NULL, 0)
+          == HTTP_MATCH_FOUND);
+    CHECK(r == &tail_table[1] && strcmp(http_param(&p, "a"), "1") == 0 &&
+          strcmp(http_param(&p, "rest"), "2/3") == 0);
+    /* The bound holds for the whole rest. */
+    memset(seg, 'a', sizeof seg);
+    seg[HTTP_PARAM_VALUE_MAX] = '\0';
+    seg[10] = '/';
+    snprintf(path, sizeof path, "/web/%s", seg);
+    CHECK(http_route_match(tail_table, 2, "GET", path, NULL, NULL, NULL, 0)
+          == HTTP_MATCH_NOT_FOUND);
+    /* The daemon's own table: /web/{path} is a tail route, / is exact. */
+    CHECK(http_route_match(http_routes, http_routes_count, "GET", "/web/vendor/uplot/x.js", &r,
+                           &p, NULL, 0) == HTTP_MATCH_FOUND);
+    CHECK(r->handler == api_static_file && strcmp(http_param(&p, "path"), "vendor/uplot/x.js") == 0);
+    CHECK(http_route_match(http_routes, http_routes_count, "GET", "/", &r, &p, NULL, 0)
+          == HTTP_MATCH_FOUND && r->handler == api_static_index);
+    CHECK(http_route_match(http_routes, http_routes_count, "GET", "/index.html", NULL, NULL,
+                           NULL, 0) == HTTP_MATCH_NOT_FOUND);
+}
+
 static void test_not_found(void)
 {
     char seg[HTTP_PARAM_VALUE_MAX + 16];
@@ -230,6 +276,7 @@ int main(void)
 {
     test_daemon_table();
     test_exact_and_capture();
+    test_tail();
     test_not_found();
     test_errors();
     test_health_handler();

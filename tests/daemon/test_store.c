@@ -211,6 +211,69 @@ static void test_metrics_and_checkpoints(const char *path)
     store_close(s);
 }
 
+/* Models (jobs with a checkpoint) and evaluations (0003). */
+static void test_models_and_evaluations(const char *path)
+{
+    char err[512];
+    store *s = NULL;
+    store_evaluation e, got;
+    rows r;
+    long a = 0, b = 0, c = 0;
+
+    CHECK(store_open(&s, path, err, sizeof err) == 0);
+    if (s == NULL)
+        return;
+    CHECK(store_migrate(s, migrations, 0, NULL, NULL, err, sizeof err) == 0);
+    CHECK(store_job_insert(s, "a", "{}", "cpu", NULL, 1.0, &a) == 0);
+    CHECK(store_job_insert(s, "b", "{}", "cpu", NULL, 2.0, &b) == 0);
+    CHECK(store_job_insert(s, "c", "{}", "cpu", NULL, 3.0, &c) == 0);
+    CHECK(store_checkpoint_add(s, a, 1, 10, "/a", "epoch") == 0);
+    CHECK(store_checkpoint_add(s, c, 1, 10, "/c", "epoch") == 0);
+    CHECK(store_checkpoint_add(s, c, 2, 20, "/c", "final") == 0);
+    memset(&r, 0, sizeof r);
+    CHECK(store_model_list(s, 0, 10, collect_job, &r) == 0);
+    CHECK(r.n == 2 && r.ids[0] == c && r.ids[1] == a);   /* b has no checkpoint */
+    memset(&r, 0, sizeof r);
+    CHECK(store_model_list(s, c, 10, collect_job, &r) == 0 && r.n == 1 && r.ids[0] == a);
+    memset(&r, 0, sizeof r);
+    CHECK(store_model_list(s, 0, 1, collect_job, &r) == 0 && r.n == 1 && r.ids[0] == c);
+
+    CHECK(store_evaluation_get(s, a, &got) == STORE_NOTFOUND);
+    memset(&e, 0, sizeof e);
+    e.job_id = a;
+    e.iteration = 10;
+    e.epoch = 1;
+    snprintf(e.split, sizeof e.split, "test");
+    e.num_samples = 4;
+    e.correct = 3;
+    e.accuracy = 0.75;
+    e.result = "{\"confusion_matrix\":[[2,0],[1,1]]}";
+    e.duration_s = 0.5;
+    CHECK(store_evaluation_put(s, &e) == 0);
+    CHECK(store_evaluation_get(s, a, &got) == 0);
+    CHECK(got.iteration == 10 && got.epoch == 1 && strcmp(got.split, "test") == 0 &&
+          got.num_samples == 4 && got.correct == 3 && got.accuracy == 0.75 &&
+          strcmp(got.result, e.result) == 0 && got.created_at > 0);
+    store_evaluation_clear(&got);
+    /* A newer one replaces it. */
+    e.iteration = 20;
+    snprintf(e.split, sizeof e.split, "validation");
+    CHECK(store_evaluation_put(s, &e) == 0);
+    CHECK(store_evaluation_get(s, a, &got) == 0 && got.iteration == 20 &&
+          strcmp(got.split, "validation") == 0);
+    store_evaluation_clear(&got);
+    /* The schema's checks. */
+    snprintf(e.split, sizeof e.split, "train");
+    CHECK(store_evaluation_put(s, &e) == -1);
+    snprintf(e.split, sizeof e.split, "test");
+    e.correct = 5;
+    CHECK(store_evaluation_put(s, &e) == -1);
+    e.correct = 3;
+    e.job_id = 999;
+    CHECK(store_evaluation_put(s, &e) == -1);   /* no such job */
+    store_close(s);
+}
+
 /* A store of the previous schema (0001 only) with rows, opened by this
  * code: migrated to the current version, rows intact. */
 static void test_upgrade_from_0001(void)
@@ -334,6 +397,7 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/m.db", tmpdir);
     test_metrics_and_checkpoints(path);
     test_metrics_and_checkpoints(":memory:");
+    test_models_and_evaluations(":memory:");
     test_upgrade_from_0001();
     test_refusals();
     dp_rmrf(tmpdir);
