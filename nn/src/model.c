@@ -46,6 +46,7 @@ struct nn_model {
     int nt;
     size_t nparams, nbuffers, nact, naux, nws;
     nn_tensor params, grads, buffers, act, dact, aux, ws;
+    nn_tensor xin;           /* device copy of a host batch (predict); CPU: unused */
     nn_tensor scores;        /* the view handed out by forward */
 };
 
@@ -131,7 +132,8 @@ static void plan(nn_model *m)
 static size_t plan_bytes(const nn_model *m, int optim_slots)
 {
     size_t n = m->nparams * (size_t)(2 + optim_slots + 1) /* params, grads, state, best */
-             + m->nbuffers * 2 + m->nact * 2 + m->naux + m->nws;
+             + m->nbuffers * 2 + m->nact * 2 + m->naux + m->nws
+             + (size_t)m->cfg.max_batch * m->cfg.channels * m->cfg.height * m->cfg.width;
     return n * sizeof(nn_real);
 }
 
@@ -243,7 +245,10 @@ nn_status nn_model_create(nn_model **out, nn_backend *b, const char *spec_json,
         (st = alloc_arena(m, &m->act, m->nact, err)) ||
         (st = alloc_arena(m, &m->dact, m->nact, err)) ||
         (st = alloc_arena(m, &m->aux, m->naux, err)) ||
-        (st = alloc_arena(m, &m->ws, m->nws, err)))
+        (st = alloc_arena(m, &m->ws, m->nws, err)) ||
+        (st = alloc_arena(m, &m->xin, nn_backend_device(b) == NN_DEVICE_CPU ? 0 :
+                          (size_t)cfg->max_batch * cfg->channels * cfg->height * cfg->width,
+                          err)))
         goto fail;
     for (int i = 0; i < m->nt; i++) {
         named *t = &m->t[i];
@@ -266,7 +271,7 @@ void nn_model_free(nn_model *m)
     if (!m)
         return;
     nn_tensor *arenas[] = { &m->params, &m->grads, &m->buffers, &m->act, &m->dact,
-                            &m->aux, &m->ws };
+                            &m->aux, &m->ws, &m->xin };
     for (size_t i = 0; i < sizeof arenas / sizeof arenas[0]; i++)
         nn_backend_release(m->b, arenas[i]);
     free(m->json);
@@ -287,7 +292,7 @@ int nn_model_num_tensors(const nn_model *m) { return m->nt; }
 
 size_t nn_model_bytes(const nn_model *m)
 {
-    return (m->nparams * 2 + m->nbuffers + m->nact * 2 + m->naux + m->nws) *
+    return (m->nparams * 2 + m->nbuffers + m->nact * 2 + m->naux + m->nws + m->xin.size) *
            sizeof(nn_real);
 }
 
@@ -525,13 +530,8 @@ nn_status nn_model_predict(nn_model *m, nn_tensor *scores, const nn_tensor *x,
                        "1..%d", N, m->cfg.max_batch);
     const nn_tensor *in = x;
     nn_tensor dx;
-    if (nn_backend_device(m->b) != NN_DEVICE_CPU) {
-        /* Stage the input in the first layer's gradient buffer: unused at
-         * inference and at least as large as... not guaranteed, so use the
-         * activation arena's tail only when it fits. */
-        if (x->size > m->dact.size)
-            return nn_fail(err, NN_ERR_SHAPE, "predict input does not fit the staging buffer");
-        dx = dev_view(m, m->dact.data, 4, x->shape);
+    if (nn_backend_device(m->b) != NN_DEVICE_CPU) { /* upload into the staging arena */
+        dx = dev_view(m, m->xin.data, 4, x->shape);
         BK(m, nn_tensor_copy(m->b, &dx, x));
         in = &dx;
     }
