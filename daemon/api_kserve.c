@@ -244,7 +244,7 @@ void api_v2_infer(const http_req *req, http_reply *rep)
     if (m == NULL)
         return;
     if (req->body_len > 0)
-        body = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);
+        body = json_parse_strict(req->body, req->body_len, &end);
     if (!cJSON_IsObject(body)) {
         v2_error(rep, 400, "the request must be a JSON object {\"inputs\": [...]}%s",
                  body == NULL ? " (the body is not valid JSON)" : "");

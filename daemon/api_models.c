@@ -395,7 +395,7 @@ static int upload_json(const http_req *req, http_reply *rep, upload *u)
 {
     const char *end = NULL, *b64;
     size_t blen, cap;
-    cJSON *doc = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);
+    cJSON *doc = json_parse_strict(req->body, req->body_len, &end);
     const cJSON *img, *tk;
     int rc = -1;
 
@@ -543,7 +543,8 @@ static void reply_image_error(http_reply *rep, image_status st, const char *msg)
 /* Decodes the upload and makes the model's normalised input x (c*h*w).
  * 0, or -1 with a reply. *img_w etc. describe the upload. */
 static int prepare_input(serve *sv, const model_meta *m, const upload *u, nn_real *x,
-                         http_reply *rep, int *img_w, int *img_h, int *img_c)
+                         uint64_t max_pixels, http_reply *rep, int *img_w, int *img_h,
+                         int *img_c)
 {
     char msg[256];
     image_header hdr;
@@ -569,10 +570,9 @@ static int prepare_input(serve *sv, const model_meta *m, const upload *u, nn_rea
         return -1;
     }
     pixels = (unsigned long long)hdr.w * (unsigned long long)hdr.h;
-    if (pixels > IMAGE_DEFAULT_MAX_PIXELS || hdr.w > IMAGE_MAX_SIDE || hdr.h > IMAGE_MAX_SIDE) {
+    if (pixels > max_pixels || hdr.w > IMAGE_MAX_SIDE || hdr.h > IMAGE_MAX_SIDE) {
         snprintf(msg, sizeof msg, "the image is %dx%d pixels; at most %d a side and %llu "
-                 "in all", hdr.w, hdr.h, IMAGE_MAX_SIDE,
-                 (unsigned long long)IMAGE_DEFAULT_MAX_PIXELS);
+                 "in all", hdr.w, hdr.h, IMAGE_MAX_SIDE, (unsigned long long)max_pixels);
         reply_image_error(rep, IMAGE_ERR_TOO_LARGE, msg);
         return -1;
     }
@@ -581,7 +581,7 @@ static int prepare_input(serve *sv, const model_meta *m, const upload *u, nn_rea
                          "too many large images are being decoded; try again");
         return -1;
     }
-    st = image_decode(&img, u->data, u->len, IMAGE_DEFAULT_MAX_PIXELS, msg, sizeof msg);
+    st = image_decode(&img, u->data, u->len, max_pixels, msg, sizeof msg);
     if (st != IMAGE_OK) {
         serve_decode_leave(sv, pixels);
         reply_image_error(rep, st, msg);
@@ -647,7 +647,12 @@ void api_models_classify(const http_req *req, http_reply *rep)
         goto out;
     }
     x = xmalloc((size_t)m->c * (size_t)m->h * (size_t)m->w * sizeof *x);
-    if (prepare_input(a->serve, m, &u, x, rep, &iw, &ih, &ic) != 0)
+    /* The max-image-pixels setting; it cannot exceed the decoder's own
+     * ceiling (the config table's bound). Unit tests run without settings. */
+    if (prepare_input(a->serve, m, &u, x,
+                      a->cfg != NULL ? (uint64_t)a->cfg->max_image_pixels
+                                     : IMAGE_DEFAULT_MAX_PIXELS,
+                      rep, &iw, &ih, &ic) != 0)
         goto out;
     k = m->num_classes;
     scores = xmalloc((size_t)k * sizeof *scores);

@@ -71,6 +71,21 @@ static const cfg_option options[] = {
     { .name = "metrics-flush", .type = CFG_INT, .def = "50",
       .min = 1, .max = 100000, INT_FIELD(metrics_flush),
       .arg = "N", .help = "loss rows per database write (also each second)" },
+    { .name = "request-timeout", .type = CFG_INT, .def = "60",
+      .min = 1, .max = 3600, INT_FIELD(request_timeout),
+      .arg = "SECONDS", .help = "idle or trickling connections are closed after this" },
+    { .name = "max-connections", .type = CFG_INT, .def = "64",
+      .min = 1, .max = 4096, INT_FIELD(max_connections),
+      .arg = "N", .help = "open HTTP connections at most (one thread each)" },
+    { .name = "max-connections-per-ip", .type = CFG_INT, .def = "0",
+      .min = 0, .max = 4096, INT_FIELD(max_connections_per_ip),
+      .arg = "N", .help = "open HTTP connections per client address; 0 = no limit" },
+    { .name = "max-body", .type = CFG_INT, .def = "16777216",
+      .min = 1024, .max = 268435456, INT_FIELD(max_body),
+      .arg = "BYTES", .help = "request bodies at most, on every route; more get 413" },
+    { .name = "max-image-pixels", .type = CFG_INT, .def = "16777216",
+      .min = 1, .max = 16777216, INT_FIELD(max_image_pixels),
+      .arg = "N", .help = "pixels (width x height) of an uploaded image; 16777216 at most" },
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])

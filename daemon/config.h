@@ -25,6 +25,11 @@ typedef struct cfg {
     char web_dir[CFG_PATH_MAX];     /* the dashboard's files; "" = built-in search */
     long max_queued;                /* jobs waiting for a device, at most */
     long metrics_flush;             /* loss rows buffered before one insert */
+    long request_timeout;           /* seconds of client silence before a close */
+    long max_connections;           /* open HTTP connections, at most */
+    long max_connections_per_ip;    /* per client address; 0 = no limit */
+    long max_body;                  /* request body bytes, caps every route's own limit */
+    long max_image_pixels;          /* w*h of an uploaded image, at most */
     char config_file[CFG_PATH_MAX]; /* the --config argument, "" if none */
 } cfg;
 

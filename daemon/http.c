@@ -69,9 +69,11 @@ const http_route http_routes[] = {
 };
 const size_t http_routes_count = sizeof http_routes / sizeof http_routes[0];
 
-/* Connection threads are bounded by this (one thread per connection). */
+/* Without settings (unit tests): connection threads are bounded by this
+ * (one thread per connection), and an idle or trickling client is dropped
+ * after this many seconds of silence. The daemon takes both from its
+ * settings (max-connections, request-timeout). */
 #define HTTP_CONNECTION_LIMIT 64
-/* Seconds of silence before an idle or trickling client is dropped. */
 #define HTTP_IDLE_TIMEOUT 60
 
 /* ---- errors and replies ---- */
@@ -554,15 +556,56 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, const http_req *r
     return ret;
 }
 
-/* Constant-time comparison, so the token cannot be guessed byte by byte
- * from response times. */
-static int token_equal(const char *a, const char *b)
+/* 1 when the presented token equals the secret, in time that depends on
+ * neither the secret's bytes nor its length: both are zero-padded into
+ * fixed HTTP_TOKEN_MAX-byte buffers and every byte is compared, with no
+ * early exit. The only length revealed is the presented one's (over the
+ * maximum it is refused at once), which the client knows anyway. */
+static int token_equal(const char *given, const char *secret)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned char diff = (unsigned char)(la != lb);
-    for (size_t i = 0; i < la; i++)
-        diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+    unsigned char a[HTTP_TOKEN_MAX] = { 0 }, b[HTTP_TOKEN_MAX] = { 0 };
+    size_t lg = strnlen(given, HTTP_TOKEN_MAX + 1);
+    size_t ls = strnlen(secret, HTTP_TOKEN_MAX);
+    volatile unsigned diff;
+
+    if (lg > HTTP_TOKEN_MAX)
+        return 0;
+    memcpy(a, given, lg);
+    memcpy(b, secret, ls);
+    diff = (unsigned)(lg ^ ls);
+    for (size_t i = 0; i < HTTP_TOKEN_MAX; i++)
+        diff |= (unsigned)(a[i] ^ b[i]);
     return diff == 0;
+}
+
+/* 1 when the Content-Type value ct is application/json (any case, any
+ * parameters such as "; charset=utf-8", surrounding blanks allowed). */
+static int is_json_media_type(const char *ct)
+{
+    static const char want[] = "application/json";
+    size_t n = sizeof want - 1;
+
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    if (strncasecmp(ct, want, n) != 0)
+        return 0;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+/* The body limit of the matched route: its own max_body, lowered to the
+ * max-body setting when that is smaller. */
+static size_t route_max_body(const req_ctx *ctx)
+{
+    size_t max = ctx->route->max_body;
+    const app *a = ctx->req.app;
+
+    if (a != NULL && a->cfg != NULL && a->cfg->max_body > 0 &&
+        (unsigned long)a->cfg->max_body < max)
+        max = (size_t)a->cfg->max_body;
+    return max;
 }
 
 /* Routes the request and checks its declared size. Errors go to ctx->reply. */
@@ -600,18 +643,32 @@ static void begin_request(req_ctx *ctx, const http_server *s)
             return;
         }
     }
+    /* A JSON route takes JSON: a body declared as something else (curl -d
+     * without -H sends application/x-www-form-urlencoded) is refused before
+     * it is read. No Content-Type at all is accepted, for minimal clients. */
+    if (ctx->route->json) {
+        const char *ct = MHD_lookup_connection_value(ctx->req.conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (ct != NULL && !is_json_media_type(ct)) {
+            ctx->failed = 1;
+            http_reply_error(&ctx->reply, HTTP_ERR_UNSUPPORTED_MEDIA, NULL,
+                             "%s %s takes application/json, not %.64s", ctx->route->method,
+                             ctx->route->path, ct);
+            return;
+        }
+    }
     /* Refuse early on a declared length, so we never buffer any of it. */
     cl = MHD_lookup_connection_value(ctx->req.conn, MHD_HEADER_KIND,
                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL) {
         char *end;
         unsigned long long v = strtoull(cl, &end, 10);
-        if (end != cl && *end == '\0' && v > ctx->route->max_body) {
+        if (end != cl && *end == '\0' && v > route_max_body(ctx)) {
             ctx->failed = 1;
             http_reply_error(&ctx->reply, HTTP_ERR_PAYLOAD_TOO_LARGE, NULL,
                              "request body is %llu bytes; %s %s takes at most %zu",
                              v, ctx->route->method, ctx->route->path,
-                             ctx->route->max_body);
+                             route_max_body(ctx));
         }
     }
 }
@@ -619,7 +676,7 @@ static void begin_request(req_ctx *ctx, const http_server *s)
 /* Appends an upload chunk, or fails the request with 413 past max_body. */
 static void add_body(req_ctx *ctx, const char *data, size_t n)
 {
-    size_t max = ctx->route->max_body;
+    size_t max = route_max_body(ctx);
 
     if (n > max || ctx->len > max - n) {
         ctx->failed = 1;
@@ -656,10 +713,11 @@ static void run_handler(req_ctx *ctx)
                              ctx->route->path);
             return;
         }
-        /* The _Opts variant reports the error position through end rather
+        /* json_parse_strict reports the error position through end rather
          * than through cJSON's global error pointer, which is not
-         * thread-safe. */
-        ctx->json = cJSON_ParseWithLengthOpts(ctx->buf, ctx->len, &end, 0);
+         * thread-safe, and refuses NULs, which cJSON would let truncate a
+         * string. */
+        ctx->json = json_parse_strict(ctx->buf, ctx->len, &end);
         if (ctx->json == NULL) {
             size_t at = end != NULL && end >= ctx->buf ? (size_t)(end - ctx->buf) : 0;
             http_reply_error(&ctx->reply, HTTP_ERR_INVALID_JSON, NULL,
@@ -754,6 +812,10 @@ int http_start(http_server **out, const http_route *routes, size_t nroutes,
      * HTTP_CONNECTION_LIMIT bounds the thread count. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    const cfg *c = shared != NULL ? shared->cfg : NULL;
+    unsigned conn_limit = c != NULL ? (unsigned)c->max_connections : HTTP_CONNECTION_LIMIT;
+    unsigned timeout = c != NULL ? (unsigned)c->request_timeout : HTTP_IDLE_TIMEOUT;
+    unsigned per_ip = c != NULL ? (unsigned)c->max_connections_per_ip : 0;
 
     (void)addrlen;  /* MHD takes the length from the address family */
     if (addr->sa_family == AF_INET6)
@@ -768,8 +830,9 @@ int http_start(http_server **out, const http_route *routes, size_t nroutes,
                               MHD_OPTION_EXTERNAL_LOGGER, &on_mhd_log, NULL,
                               MHD_OPTION_SOCK_ADDR, addr,
                               MHD_OPTION_NOTIFY_COMPLETED, &on_completed, s,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTION_LIMIT,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT,
+                              MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+                              MHD_OPTION_CONNECTION_TIMEOUT, timeout,
                               MHD_OPTION_END);
     if (s->mhd == NULL) {
         /* libmicrohttpd has logged the reason (e.g. address in use). */

@@ -176,7 +176,12 @@ typedef struct http_route {
 } http_route;
 
 /* When app->token is set, every route whose method is not GET (or HEAD)
- * needs "Authorization: Bearer <token>"; without it the answer is 401. */
+ * needs "Authorization: Bearer <token>"; without it the answer is 401. That
+ * includes classify and /v2 infer: they change nothing, but they spend
+ * compute, and a daemon reachable beyond loopback should not hand that out
+ * to anyone. The comparison takes constant time (tokens are at most
+ * HTTP_TOKEN_MAX bytes). */
+#define HTTP_TOKEN_MAX 256
 
 /* The daemon's route table (defined in http.c). */
 extern const http_route http_routes[];

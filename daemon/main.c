@@ -58,7 +58,8 @@
 #define CONVNETD_INSTALLED_BINARY "/usr/local/bin/convnetd"
 #endif
 
-#define TOKEN_MAX 256
+/* The longest bearer token accepted (http.c compares that many bytes). */
+#define TOKEN_MAX HTTP_TOKEN_MAX
 
 /* The self-pipe: the one global, because a signal handler has no context
  * argument. Written by on_signal, read by wait_for_signal. */
@@ -91,8 +92,12 @@ static int setup_signals(void)
     sa.sa_flags = SA_RESTART;
     if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
         return -1;
-    /* A client that hangs up mid-reply must not kill the daemon. */
+    /* A client that hangs up mid-reply must not kill the daemon, and
+     * neither may a file-size limit (RLIMIT_FSIZE): with SIGXFSZ ignored
+     * the write fails with EFBIG, and the job that wrote fails with it. */
     sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGXFSZ, &sa, NULL) != 0)
+        return -1;
     return sigaction(SIGPIPE, &sa, NULL);
 }
 
@@ -374,9 +379,15 @@ int main(int argc, char **argv)
      * handler has to treat a NULL from cJSON_Create* as a possibility. */
     cJSON_InitHooks(&hooks);
 
-    if (!is_loopback(&addr) && c.token_file[0] == '\0')
-        log_warn("listening on %s without a token-file: anyone who can reach it can "
-                 "submit and cancel jobs", c.listen);
+    /* Beyond loopback, anyone who can reach the port could submit, cancel
+     * and pause jobs: that needs a token, and its absence is a settings
+     * error, not a warning. */
+    if (!is_loopback(&addr) && c.token_file[0] == '\0') {
+        log_err("listen: %s is not a loopback address, and no token-file is set; "
+                "set token-file (requests that change state then need it) or listen "
+                "on 127.0.0.1 / [::1]", c.listen);
+        return 2;
+    }
 
     /* Settings errors first, before anything is created on disk. */
     if (c.token_file[0] != '\0') {

@@ -12,6 +12,8 @@
 
 #include "log.h"
 
+#include <cjson/cJSON.h>
+
 static void oom(size_t size)
 {
     log_err("out of memory allocating %zu bytes", size);
@@ -246,4 +248,44 @@ uint64_t host_available_memory(void)
     if (pages <= 0 || psize <= 0)
         return 0;
     return (uint64_t)pages * (uint64_t)psize;
+}
+
+/* ---- JSON ---- */
+
+/* The position of the first NUL in the JSON text s[0..n): a raw 0 byte, or
+ * a \u0000 escape within a string; NULL when there is none. Escapes are
+ * followed in order, so "\\u0000" (a backslash, then "u0000") is not one. */
+static const char *json_find_nul(const char *s, size_t n)
+{
+    int in_string = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\0')
+            return s + i;
+        if (!in_string) {
+            if (s[i] == '"')
+                in_string = 1;
+            continue;
+        }
+        if (s[i] == '"') {
+            in_string = 0;
+        } else if (s[i] == '\\' && i + 1 < n) {
+            if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0)
+                return s + i;
+            i++;   /* the escaped character; a \uXXXX's digits are plain text */
+        }
+    }
+    return NULL;
+}
+
+struct cJSON *json_parse_strict(const char *buf, size_t len, const char **end)
+{
+    const char *nul = json_find_nul(buf, len);
+
+    if (nul != NULL) {
+        if (end != NULL)
+            *end = nul;
+        return NULL;
+    }
+    return cJSON_ParseWithLengthOpts(buf, len, end, 0);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -83,6 +84,12 @@ int dp_log_contains(const dproc *d, const char *needle)
 int dp_start(dproc *d, const char *binary, const char *state, const char *data,
              const char *log_path, const char *const *extra)
 {
+    return dp_start_ex(d, binary, state, data, log_path, extra, NULL);
+}
+
+int dp_start_ex(dproc *d, const char *binary, const char *state, const char *data,
+                const char *log_path, const char *const *extra, const dp_opts *opts)
+{
     static const char prefix[] = "convnetd: listening on http://127.0.0.1:";
     const char *argv[32];
     long start_off = 0;
@@ -119,6 +126,16 @@ int dp_start(dproc *d, const char *binary, const char *state, const char *data,
         close(fd);
         unsetenv("NOTIFY_SOCKET");
         unsetenv("JOURNAL_STREAM");
+        if (opts != NULL && opts->fsize_limit > 0) {
+            /* A "full disk" for this process alone: writes past the limit
+             * fail with EFBIG. SIGXFSZ, which would kill it instead, stays
+             * ignored across exec. */
+            struct rlimit rl = { .rlim_cur = (rlim_t)opts->fsize_limit,
+                                 .rlim_max = (rlim_t)opts->fsize_limit };
+            signal(SIGXFSZ, SIG_IGN);
+            if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+                _exit(125);
+        }
         execv(binary, (char *const *)argv);
         _exit(127);
     }

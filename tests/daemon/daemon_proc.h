@@ -34,6 +34,17 @@ void dp_rmrf(const char *dir);
 int dp_start(dproc *d, const char *binary, const char *state, const char *data,
              const char *log_path, const char *const *extra);
 
+/* Options of dp_start_ex; zero-initialise. */
+typedef struct dp_opts {
+    long long fsize_limit;   /* > 0: RLIMIT_FSIZE of the daemon, bytes, with
+                                SIGXFSZ ignored so writes fail with EFBIG */
+} dp_opts;
+
+/* dp_start with opts (NULL: as dp_start). The log file is written under the
+ * same file-size limit: give a limited run a log of its own. */
+int dp_start_ex(dproc *d, const char *binary, const char *state, const char *data,
+                const char *log_path, const char *const *extra, const dp_opts *opts);
+
 /* Sends sig and waits up to timeout_s; returns the wait status, or -1 on
  * timeout (the process is then SIGKILLed and reaped). */
 int dp_stop(dproc *d, int sig, double timeout_s);

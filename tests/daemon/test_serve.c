@@ -556,8 +556,8 @@ static void test_kserve(long id)
             "{\"inputs\":[{\"name\":\"input\",\"shape\":[65,1,16,16],\"datatype\":\"FP32\",\"data\":[]}]}",
             "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,1,16,16],\"datatype\":\"UINT8\",\"data\":[256]}]}",
             "{\"inputs\":[]}",
-            "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,1,16,16],\"datatype\":\"FP32\",\"data\":[0]}],"
-            "\"outputs\":[{\"name\":\"logits\"}]}",
+            ("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,1,16,16],\"datatype\":\"FP32\",\"data\":[0]}],"
+             "\"outputs\":[{\"name\":\"logits\"}]}"),
             "{\"bogus\":1}",
             "[1,2]",
             "{\"inputs\":",
