@@ -15,6 +15,7 @@ APT_PACKAGES=(
   dataset-fashion-mnist
   python3 python3-torch python3-numpy python3-threadpoolctl
   clang libclang-rt-14-dev
+  wrk
 )
 
 die() { echo "deps.sh: $*" >&2; exit 1; }
