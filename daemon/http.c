@@ -652,8 +652,9 @@ static void begin_request(req_ctx *ctx, const http_server *s)
         if (ct != NULL && !is_json_media_type(ct)) {
             ctx->failed = 1;
             http_reply_error(&ctx->reply, HTTP_ERR_UNSUPPORTED_MEDIA, NULL,
-                             "%s %s takes application/json, not %.64s", ctx->route->method,
-                             ctx->route->path, ct);
+                             "%s %s takes application/json, not %.64s (with curl, add "
+                             "-H 'Content-Type: application/json')",
+                             ctx->route->method, ctx->route->path, ct);
             return;
         }
     }

@@ -37,7 +37,7 @@ done
 cat <<MSG
 
 convnetd is running (pid $pid), state in $state.
-  dashboard:  $url/   (the web dashboard arrives in a later release; the API works now)
+  dashboard:  $url/
   API:        $url/v1/openapi.json
   health:     curl -s $url/v1/health
 
