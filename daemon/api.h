@@ -66,6 +66,28 @@ void api_prometheus_get(const http_req *req, http_reply *rep);
  * an active job laid over it; "spec" only when with_spec. Caller owns it. */
 cJSON *api_job_doc(struct app *a, const store_job *j, int with_spec);
 
+/* ?name=<integer in lo..hi> into *v (left alone when absent); a bad value
+ * is a 400 naming the parameter and -1. */
+int api_query_long(const http_req *req, http_reply *rep, const char *name, long lo,
+                   long hi, long *v);
+
+/* A page of a job-ordered listing (GET /v1/jobs, /v1/models): ?limit=
+ * (1..100, default 20), ?after= or ?page_token= (the id to continue
+ * after). api_page_start reads them (a 400 and -1 when bad) and sizes the
+ * page; api_page_row is the store callback that copies rows into it (one
+ * extra row only marks that a next page exists); api_page_finish adds
+ * next_page_token to doc, frees the rows and replies 200 with doc, or 500
+ * when the store failed (rc != 0). */
+typedef struct api_page {
+    store_job *rows;   /* copies: documents are built after the store is unlocked */
+    int n, limit, more;
+    long after;
+} api_page;
+
+int api_page_start(const http_req *req, http_reply *rep, api_page *p);
+int api_page_row(void *user, const store_job *j);
+void api_page_finish(http_reply *rep, cJSON *doc, api_page *p, int rc);
+
 /* Parses the {id} path parameter; on failure sets a 404 reply and returns
  * -1. */
 int api_job_id(const http_req *req, http_reply *rep, long *id);

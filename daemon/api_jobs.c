@@ -109,8 +109,8 @@ static void reply_job(app *a, long id, unsigned status, http_reply *rep)
 
 /* An optional integer query argument in lo..hi. Returns 0 (with *v set or
  * left at its default), or -1 with a 400 reply naming the argument. */
-static int query_long(const http_req *req, http_reply *rep, const char *name, long lo,
-                      long hi, long *v)
+int api_query_long(const http_req *req, http_reply *rep, const char *name, long lo,
+                   long hi, long *v)
 {
     const char *s = http_req_query(req, name);
     if (s == NULL)
@@ -180,19 +180,34 @@ void api_jobs_create(const http_req *req, http_reply *rep)
 
 /* ---- GET /v1/jobs ---- */
 
-typedef struct list_ctx {
-    store_job *rows;   /* copies: documents are built after the store is unlocked */
-    int n, limit, more;
-} list_ctx;
-
 static char *dup_or_null(const char *s)
 {
     return s != NULL ? xstrdup(s) : NULL;
 }
 
-static int list_row(void *user, const store_job *j)
+int api_page_start(const http_req *req, http_reply *rep, api_page *p)
 {
-    list_ctx *l = user;
+    long limit = LIST_DEFAULT, after = 0;
+    const char *token = http_req_query(req, "page_token");
+
+    memset(p, 0, sizeof *p);
+    if (api_query_long(req, rep, "limit", 1, LIST_MAX, &limit) != 0 ||
+        api_query_long(req, rep, "after", 1, LONG_MAX, &after) != 0)
+        return -1;
+    if (token != NULL && parse_long(token, 1, LONG_MAX, &after) != 0) {
+        http_reply_error(rep, HTTP_ERR_INVALID_ARGUMENT, "page_token",
+                         "page_token: not a token this server gave out");
+        return -1;
+    }
+    p->limit = (int)limit;
+    p->after = after;
+    p->rows = xcalloc((size_t)limit, sizeof *p->rows);
+    return 0;
+}
+
+int api_page_row(void *user, const store_job *j)
+{
+    api_page *l = user;
     store_job *c;
 
     if (l->n == l->limit) {
@@ -210,34 +225,45 @@ static int list_row(void *user, const store_job *j)
     return 0;
 }
 
+void api_page_finish(http_reply *rep, cJSON *doc, api_page *p, int rc)
+{
+    if (p->more && p->n > 0) {
+        char tok[32];
+        snprintf(tok, sizeof tok, "%ld", p->rows[p->n - 1].id);
+        cJSON_AddStringToObject(doc, "next_page_token", tok);
+    } else {
+        cJSON_AddNullToObject(doc, "next_page_token");
+    }
+    for (int i = 0; i < p->n; i++)
+        store_job_clear(&p->rows[i]);
+    free(p->rows);
+    p->rows = NULL;
+    if (rc != 0) {
+        cJSON_Delete(doc);
+        http_reply_error(rep, HTTP_ERR_INTERNAL, NULL, "the store failed; see the log");
+        return;
+    }
+    http_reply_json(rep, 200, doc);
+}
+
 void api_jobs_list(const http_req *req, http_reply *rep)
 {
     app *a = req->app;
-    long limit = LIST_DEFAULT, after = 0;
     const char *status = http_req_query(req, "status");
-    const char *token = http_req_query(req, "page_token");
-    list_ctx l = { 0 };
+    api_page l;
     cJSON *doc, *arr;
     int rc;
 
-    if (query_long(req, rep, "limit", 1, LIST_MAX, &limit) != 0 ||
-        query_long(req, rep, "after", 1, LONG_MAX, &after) != 0)
-        return;
-    if (token != NULL && parse_long(token, 1, LONG_MAX, &after) != 0) {
-        http_reply_error(rep, HTTP_ERR_INVALID_ARGUMENT, "page_token",
-                         "page_token: not a token this server gave out");
-        return;
-    }
     if (status != NULL && job_state_parse(status) < 0) {
         http_reply_error(rep, HTTP_ERR_INVALID_ARGUMENT, "status",
                          "status: must be one of queued, running, paused, succeeded, "
                          "failed, cancelled");
         return;
     }
-    l.limit = (int)limit;
-    l.rows = xcalloc((size_t)limit, sizeof *l.rows);
+    if (api_page_start(req, rep, &l) != 0)
+        return;
     /* One row more than asked tells whether another page exists. */
-    rc = store_job_list(a->db, status, after, (int)limit + 1, list_row, &l);
+    rc = store_job_list(a->db, status, l.after, l.limit + 1, api_page_row, &l);
     doc = cJSON_CreateObject();
     arr = cJSON_AddArrayToObject(doc, "jobs");
     for (int i = 0; i < l.n; i++) {
@@ -245,22 +271,7 @@ void api_jobs_list(const http_req *req, http_reply *rep)
          * locked, since jobs.c takes them in the order jobs -> store. */
         cJSON_AddItemToArray(arr, api_job_doc(a, &l.rows[i], 0));
     }
-    if (l.more && l.n > 0) {
-        char tok[32];
-        snprintf(tok, sizeof tok, "%ld", l.rows[l.n - 1].id);
-        cJSON_AddStringToObject(doc, "next_page_token", tok);
-    } else {
-        cJSON_AddNullToObject(doc, "next_page_token");
-    }
-    for (int i = 0; i < l.n; i++)
-        store_job_clear(&l.rows[i]);
-    free(l.rows);
-    if (rc != 0) {
-        cJSON_Delete(doc);
-        http_reply_error(rep, HTTP_ERR_INTERNAL, NULL, "the store failed; see the log");
-        return;
-    }
-    http_reply_json(rep, 200, doc);
+    api_page_finish(rep, doc, &l, rc);
 }
 
 /* ---- GET /v1/jobs/{id} ---- */
@@ -381,8 +392,8 @@ void api_jobs_metrics(const http_req *req, http_reply *rep)
 
     if (api_job_id(req, rep, &id) != 0)
         return;
-    if (query_long(req, rep, "since", 0, LONG_MAX, &since) != 0 ||
-        query_long(req, rep, "limit", 1, METRICS_MAX, &limit) != 0)
+    if (api_query_long(req, rep, "since", 0, LONG_MAX, &since) != 0 ||
+        api_query_long(req, rep, "limit", 1, METRICS_MAX, &limit) != 0)
         return;
     if (format != NULL && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0) {
         http_reply_error(rep, HTTP_ERR_INVALID_ARGUMENT, "format",

@@ -29,8 +29,6 @@
 #include "store.h"
 #include "util.h"
 
-#define LIST_DEFAULT 20
-#define LIST_MAX 100
 #define TOP_K_DEFAULT 5
 #define TOP_K_MAX 1000
 #define EVAL_WAIT_DEFAULT_S 10
@@ -70,20 +68,6 @@ static int need_serving(const http_req *req, http_reply *rep)
 }
 
 /* An optional integer query argument in lo..hi; -1 with a 400 reply. */
-static int query_long(const http_req *req, http_reply *rep, const char *name, long lo,
-                      long hi, long *v)
-{
-    const char *s = http_req_query(req, name);
-    if (s == NULL)
-        return 0;
-    if (parse_long(s, lo, hi, v) != 0) {
-        http_reply_error(rep, HTTP_ERR_INVALID_ARGUMENT, name,
-                         "%s: must be an integer in %ld..%ld, got \"%.32s\"", name, lo, hi, s);
-        return -1;
-    }
-    return 0;
-}
-
 static void add_time(cJSON *o, const char *key, double t)
 {
     char buf[40];
@@ -191,52 +175,16 @@ static void reply_models_error(http_reply *rep, models_rc rc, const char *err)
 
 /* ---- GET /v1/models ---- */
 
-typedef struct list_ctx {
-    store_job *rows;
-    int n, limit, more;
-} list_ctx;
-
-static int list_row(void *user, const store_job *j)
-{
-    list_ctx *l = user;
-    store_job *c;
-
-    if (l->n == l->limit) {
-        l->more = 1;
-        return 1;
-    }
-    c = &l->rows[l->n++];
-    *c = *j;
-    c->name = xstrdup(j->name);
-    c->spec = xstrdup(j->spec);
-    c->device = xstrdup(j->device);
-    c->status = xstrdup(j->status);
-    c->error = j->error != NULL ? xstrdup(j->error) : NULL;
-    c->progress = xstrdup(j->progress);
-    return 0;
-}
-
 void api_models_list(const http_req *req, http_reply *rep)
 {
     app *a = req->app;
-    long limit = LIST_DEFAULT, after = 0;
-    const char *token = http_req_query(req, "page_token");
-    list_ctx l = { 0 };
+    api_page l;
     cJSON *doc, *arr;
     int rc;
 
-    if (need_serving(req, rep) != 0 ||
-        query_long(req, rep, "limit", 1, LIST_MAX, &limit) != 0 ||
-        query_long(req, rep, "after", 1, LONG_MAX, &after) != 0)
+    if (need_serving(req, rep) != 0 || api_page_start(req, rep, &l) != 0)
         return;
-    if (token != NULL && parse_long(token, 1, LONG_MAX, &after) != 0) {
-        http_reply_error(rep, HTTP_ERR_INVALID_ARGUMENT, "page_token",
-                         "page_token: not a token this server gave out");
-        return;
-    }
-    l.limit = (int)limit;
-    l.rows = xcalloc((size_t)limit, sizeof *l.rows);
-    rc = store_model_list(a->db, after, (int)limit + 1, list_row, &l);
+    rc = store_model_list(a->db, l.after, l.limit + 1, api_page_row, &l);
     doc = cJSON_CreateObject();
     arr = cJSON_AddArrayToObject(doc, "models");
     for (int i = 0; i < l.n && rc == 0; i++) {
@@ -257,22 +205,7 @@ void api_models_list(const http_req *req, http_reply *rep)
             cJSON_AddItemToArray(arr, o);
         }
     }
-    if (l.more && l.n > 0) {
-        char tok[32];
-        snprintf(tok, sizeof tok, "%ld", l.rows[l.n - 1].id);
-        cJSON_AddStringToObject(doc, "next_page_token", tok);
-    } else {
-        cJSON_AddNullToObject(doc, "next_page_token");
-    }
-    for (int i = 0; i < l.n; i++)
-        store_job_clear(&l.rows[i]);
-    free(l.rows);
-    if (rc != 0) {
-        cJSON_Delete(doc);
-        http_reply_error(rep, HTTP_ERR_INTERNAL, NULL, "the store failed; see the log");
-        return;
-    }
-    http_reply_json(rep, 200, doc);
+    api_page_finish(rep, doc, &l, rc);
 }
 
 /* ---- GET /v1/models/{id} ---- */
@@ -633,7 +566,7 @@ void api_models_classify(const http_req *req, http_reply *rep)
     cJSON *doc, *preds, *im;
 
     if (need_serving(req, rep) != 0 || api_model_id(req, rep, "id", &id) != 0 ||
-        query_long(req, rep, "top_k", 1, TOP_K_MAX, &top_k) != 0)
+        api_query_long(req, rep, "top_k", 1, TOP_K_MAX, &top_k) != 0)
         return;
     if (read_upload(req, rep, &u) != 0)
         goto out;
@@ -763,7 +696,7 @@ void api_models_evaluation(const http_req *req, http_reply *rep)
     cJSON *doc, *prog;
 
     if (need_serving(req, rep) != 0 || api_model_id(req, rep, "id", &id) != 0 ||
-        query_long(req, rep, "wait", 0, EVAL_WAIT_MAX_S, &wait_s) != 0)
+        api_query_long(req, rep, "wait", 0, EVAL_WAIT_MAX_S, &wait_s) != 0)
         return;
     mr = models_get(a->models, id, &m, err, sizeof err);
     if (mr != MODELS_OK) {
@@ -849,7 +782,7 @@ void api_jobs_filters(const http_req *req, http_reply *rep)
     models_rc mr;
 
     if (need_serving(req, rep) != 0 || api_job_id(req, rep, &id) != 0 ||
-        query_long(req, rep, "epoch", 0, 1000000, &epoch) != 0)
+        api_query_long(req, rep, "epoch", 0, 1000000, &epoch) != 0)
         return;
     mr = models_filters(a->models, id, (int)epoch, &png, &len, etag, &w, &h, &at_ep, &at_it,
                         err, sizeof err);
