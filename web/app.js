@@ -756,14 +756,14 @@
     }
   }
 
-  /* Accepts {predictions|top_k|classes: [{label|class_name|name|class, probability|prob|score}]}. */
+  /* The classify answer: {"predictions":[{"class","index","probability"}, ...]}, sorted. */
   function renderPredictions(res) {
-    const items = (Array.isArray(res) ? res : res.predictions || res.top_k || res.classes || []);
+    const items = res.predictions || [];
     const list = $('predictions');
     list.textContent = '';
     for (const it of items) {
-      const name = it.label ?? it.class_name ?? it.name ?? (typeof it.class === 'string' ? it.class : null) ?? String(it.index ?? it.class ?? '?');
-      const p = Number(it.probability ?? it.prob ?? it.score ?? 0);
+      const name = it.class;
+      const p = Number(it.probability);
       const bar = el('span', { className: 'bar' });
       bar.style.setProperty('--p', Math.max(0, Math.min(1, p)).toFixed(4));
       bar.setAttribute('aria-hidden', 'true');
