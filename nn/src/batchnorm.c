@@ -31,23 +31,35 @@ static nn_status bn_check(int *N, int *C, size_t *L, const nn_tensor *inp,
 
 /* Row helpers over the L contiguous elements of one (image, channel):
  * partial sums in nn_real (a row is at most one image plane), the totals
- * over the batch in double. */
+ * over the batch in double. Each sum keeps LANES independent partial sums:
+ * with one accumulator every add waits for the previous one (IEEE order
+ * forbids the compiler to split it), with 16 the loop is one vector add
+ * per 16 elements. */
+#define LANES 16
+#define LANE_SUM(L, term)                                                       \
+    nn_real acc_[LANES] = { 0 }, s_ = 0;                                       \
+    size_t l = 0;                                                              \
+    for (; l + LANES <= (L); l += LANES)                                       \
+        for (int j_ = 0; j_ < LANES; j_++) {                                   \
+            size_t i = l + (size_t)j_;                                         \
+            acc_[j_] += (term);                                                \
+        }                                                                      \
+    for (size_t i = l; i < (L); i++)                                           \
+        s_ += (term);                                                          \
+    for (int j_ = 0; j_ < LANES; j_++)                                         \
+        s_ += acc_[j_];                                                        \
+    return s_
+
 NN_SIMD
-static nn_real row_sum(const nn_real *restrict x, size_t L)
+nn_real nn_sum(const nn_real *restrict x, size_t L)
 {
-    nn_real s = 0;
-    for (size_t l = 0; l < L; l++)
-        s += x[l];
-    return s;
+    LANE_SUM(L, x[i]);
 }
 
 NN_SIMD
 static nn_real row_sqdev(const nn_real *restrict x, size_t L, nn_real mean)
 {
-    nn_real s = 0;
-    for (size_t l = 0; l < L; l++)
-        s += (x[l] - mean) * (x[l] - mean);
-    return s;
+    LANE_SUM(L, (x[i] - mean) * (x[i] - mean));
 }
 
 NN_SIMD
@@ -62,10 +74,7 @@ NN_SIMD
 static nn_real row_dot_dev(const nn_real *restrict dy, const nn_real *restrict x,
                            size_t L, nn_real mean)
 {
-    nn_real s = 0;
-    for (size_t l = 0; l < L; l++)
-        s += dy[l] * (x[l] - mean);
-    return s;
+    LANE_SUM(L, dy[i] * (x[i] - mean));
 }
 
 /* dx += k * (M dy - sd - xhat sdx), xhat = (x - mean) invstd */
@@ -119,7 +128,7 @@ void nn_batchnorm_fwd_range(nn_tensor *out, nn_tensor *save_mean,
         if (p->training) {
             double s = 0, ss = 0;
             for (int n = 0; n < N; n++)
-                s += row_sum(inp->data + n * cl + c * L, L);
+                s += nn_sum(inp->data + n * cl + c * L, L);
             const double M = (double)N * (double)L;
             mean = s / M;
             for (int n = 0; n < N; n++)
@@ -190,7 +199,7 @@ void nn_batchnorm_bwd_range(nn_tensor *dinp, nn_tensor *dgamma, nn_tensor *dbeta
         for (int n = 0; n < N; n++) {
             const nn_real *x = inp->data + n * cl + c * L;
             const nn_real *dy = dout->data + n * cl + c * L;
-            sd += row_sum(dy, L);
+            sd += nn_sum(dy, L);
             sdx += row_dot_dev(dy, x, L, (nn_real)mean);
         }
         sdx *= invstd;

@@ -187,16 +187,70 @@ static void valid_cols(int *lo, int *hi, const geom *g, int s)
         *lo = *hi;
 }
 
+/* For stride 1 with Q == W (a "same"-width convolution, the common 3x3
+ * pad 1 case) output position o = oh*Q + q of kernel tap (r, s) reads input
+ * position o + shift, shift = (r - pad)*W + (s - pad), in one flat range:
+ * the valid rows [*o0, *o1) become one contiguous copy (or add), and only
+ * the invalid columns (q outside valid_cols) need fixing up. The range is
+ * clamped to the plane; what the clamp cuts off is invalid columns too. */
+static int flat_rows(const geom *g, int r, int s, long *o0, long *o1, long *shift)
+{
+    if (g->stride != 1 || g->Q != g->W)
+        return 0;
+    int lo = g->pad - r, hi = g->H + g->pad - r; /* valid oh: ih = oh - pad + r */
+    if (lo < 0)
+        lo = 0;
+    if (hi > g->P)
+        hi = g->P;
+    if (lo >= hi) {
+        *o0 = *o1 = 0;
+        *shift = 0;
+        return 1;
+    }
+    *shift = (long)(r - g->pad) * g->W + (s - g->pad);
+    *o0 = (long)lo * g->Q;
+    *o1 = (long)hi * g->Q;
+    if (*o0 + *shift < 0)
+        *o0 = -*shift;
+    if (*o1 + *shift > (long)g->H * g->W)
+        *o1 = (long)g->H * g->W - *shift;
+    return 1;
+}
+
+/* Zeroes row's invalid columns (q outside [lo, hi)) in output rows
+ * [oh0, oh1). */
+static void zero_cols(nn_real *row, const geom *g, int oh0, int oh1, int lo, int hi)
+{
+    for (int oh = oh0; oh < oh1; oh++) {
+        nn_real *d = row + (size_t)oh * g->Q;
+        for (int q = 0; q < lo; q++)
+            d[q] = 0;
+        for (int q = hi; q < g->Q; q++)
+            d[q] = 0;
+    }
+}
+
 /* col (C*R*S, P*Q) from one image x (C,H,W). */
 static void im2col(nn_real *col, const nn_real *x, const geom *g)
 {
-    const int PQ = g->P * g->Q;
+    const size_t PQ = (size_t)g->P * g->Q;
     for (int c = 0; c < g->C; c++)
         for (int r = 0; r < g->R; r++)
             for (int s = 0; s < g->S; s++) {
                 nn_real *row = col + (size_t)((c * g->R + r) * g->S + s) * PQ;
+                const nn_real *plane = x + (size_t)c * g->H * g->W;
                 int lo, hi;
                 valid_cols(&lo, &hi, g, s);
+                long o0, o1, shift;
+                if (flat_rows(g, r, s, &o0, &o1, &shift)) {
+                    memset(row, 0, sizeof(nn_real) * (size_t)o0);
+                    if (o1 > o0)
+                        memcpy(row + o0, plane + o0 + shift, sizeof(nn_real) * (size_t)(o1 - o0));
+                    memset(row + o1, 0, sizeof(nn_real) * (PQ - (size_t)o1));
+                    int oh0 = (int)(o0 / g->Q), oh1 = (int)((o1 + g->Q - 1) / g->Q);
+                    zero_cols(row, g, oh0, oh1, lo, hi);
+                    continue;
+                }
                 for (int oh = 0; oh < g->P; oh++) {
                     nn_real *dst = row + (size_t)oh * g->Q;
                     int ih = oh * g->stride - g->pad + r;
@@ -206,7 +260,7 @@ static void im2col(nn_real *col, const nn_real *x, const geom *g)
                     }
                     /* x[c, ih, q*stride - pad + s]; indices, not a shifted
                      * pointer, since pad - s may point before the array. */
-                    const nn_real *src = x + ((size_t)c * g->H + ih) * g->W;
+                    const nn_real *src = plane + (size_t)ih * g->W;
                     const int off = s - g->pad;
                     for (int q = 0; q < lo; q++)
                         dst[q] = 0;
@@ -221,26 +275,47 @@ static void im2col(nn_real *col, const nn_real *x, const geom *g)
             }
 }
 
-/* dx (C,H,W) += the columns of col (C*R*S, P*Q) folded back: im2col's
- * transpose. */
-static void col2im(nn_real *dx, const nn_real *col, const geom *g)
+/* d[i] += s[i] for i < n: the loop col2im spends its time in. */
+NN_SIMD
+static void add_to(nn_real *restrict d, const nn_real *restrict s, size_t n)
 {
-    const int PQ = g->P * g->Q;
+    for (size_t i = 0; i < n; i++)
+        d[i] += s[i];
+}
+
+/* dx (C,H,W) += the columns of col (C*R*S, P*Q) folded back: im2col's
+ * transpose. col is scratch: its invalid columns are zeroed on the way. */
+static void col2im(nn_real *dx, nn_real *col, const geom *g)
+{
+    const size_t PQ = (size_t)g->P * g->Q;
     for (int c = 0; c < g->C; c++)
         for (int r = 0; r < g->R; r++)
             for (int s = 0; s < g->S; s++) {
-                const nn_real *row = col + (size_t)((c * g->R + r) * g->S + s) * PQ;
+                nn_real *row = col + (size_t)((c * g->R + r) * g->S + s) * PQ;
+                nn_real *plane = dx + (size_t)c * g->H * g->W;
                 int lo, hi;
                 valid_cols(&lo, &hi, g, s);
+                long o0, o1, shift;
+                if (flat_rows(g, r, s, &o0, &o1, &shift)) {
+                    if (o1 > o0) {
+                        int oh0 = (int)(o0 / g->Q), oh1 = (int)((o1 + g->Q - 1) / g->Q);
+                        zero_cols(row, g, oh0, oh1, lo, hi);
+                        add_to(plane + o0 + shift, row + o0, (size_t)(o1 - o0));
+                    }
+                    continue;
+                }
                 for (int oh = 0; oh < g->P; oh++) {
                     int ih = oh * g->stride - g->pad + r;
                     if (ih < 0 || ih >= g->H)
                         continue;
                     const nn_real *src = row + (size_t)oh * g->Q;
-                    nn_real *dst = dx + ((size_t)c * g->H + ih) * g->W;
+                    nn_real *dst = plane + (size_t)ih * g->W;
                     const int off = s - g->pad;
-                    for (int q = lo; q < hi; q++)
-                        dst[q * g->stride + off] += src[q];
+                    if (g->stride == 1 && hi > lo)
+                        add_to(dst + lo + off, src + lo, (size_t)(hi - lo));
+                    else
+                        for (int q = lo; q < hi; q++)
+                            dst[q * g->stride + off] += src[q];
                 }
             }
 }
@@ -287,12 +362,8 @@ nn_status nn_conv2d_backward_gemm(nn_tensor *dinp, nn_tensor *dweight,
     for (int n = 0; n < g.N; n++) {
         const nn_real *x = inp->data + (size_t)n * g.C * g.H * g.W;
         const nn_real *dy = dout->data + (size_t)n * g.K * PQ;
-        for (int k = 0; dbias && k < g.K; k++) {
-            nn_real sum = 0;
-            for (int i = 0; i < PQ; i++)
-                sum += dy[(size_t)k * PQ + i];
-            dbias->data[k] += sum;
-        }
+        for (int k = 0; dbias && k < g.K; k++)
+            dbias->data[k] += nn_sum(dy + (size_t)k * PQ, (size_t)PQ);
         /* dweight (K,CRS) += dy (K,PQ) @ col^T (PQ,CRS) */
         im2col(col, x, &g);
         nn_gemm(0, 1, g.K, CRS, PQ, 1, dy, PQ, col, PQ, 1, dweight->data, CRS);

@@ -53,6 +53,8 @@ void nn_optim_range(nn_real *w, const nn_real *g, nn_real *state, size_t n,
 nn_status nn_optim_check(const nn_tensor *param, const nn_tensor *state,
                          const nn_tensor *grad, const nn_optim_params *p, long t,
                          char *err);
+/* The sum of x[0..n), in vector-wide partial sums (batchnorm.c). */
+nn_real nn_sum(const nn_real *x, size_t n);
 /* grad += 2 reg w over [i0, i1); returns the sum of w^2 there. */
 double nn_l2_range(nn_real *g, const nn_real *w, size_t i0, size_t i1, double reg);
 /* Dropout over elements [i0, i1) (the mask index is the global i). */

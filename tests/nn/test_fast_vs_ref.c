@@ -156,6 +156,10 @@ int main(void)
         { 1, 3, 10, 10, 8, 3, 3, 1, 1 },
         { 2, 5, 13, 11, 3, 3, 5, 2, 1 },
         { 1, 2, 7, 5, 2, 7, 5, 1, 0 },    /* kernel covers the whole input */
+        /* stride 1 and Q == W: im2col and col2im copy whole planes */
+        { 2, 6, 9, 9, 3, 5, 5, 1, 2 },    /* 5x5 pad 2, K < C */
+        { 2, 4, 7, 6, 6, 3, 5, 1, 2 },    /* Q == W but P != H */
+        { 1, 3, 6, 6, 2, 3, 3, 1, 3 },    /* pad 3 > kernel: row by row */
     };
     static const int pool_shapes[][7] = { /* N C H W ph pw stride */
         { 2, 3, 8, 8, 2, 2, 2 },
