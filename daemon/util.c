@@ -287,5 +287,20 @@ struct cJSON *json_parse_strict(const char *buf, size_t len, const char **end)
             *end = nul;
         return NULL;
     }
-    return cJSON_ParseWithLengthOpts(buf, len, end, 0);
+    /* cJSON's own trailing-data check wants a NUL inside len, which a
+     * body never has (see above): check what follows the value here. */
+    const char *stop = NULL;
+    cJSON *doc = cJSON_ParseWithLengthOpts(buf, len, &stop, 0);
+    if (doc != NULL && stop != NULL) {
+        while (stop < buf + len && (*stop == ' ' || *stop == '\t' || *stop == '\n' ||
+                                    *stop == '\r'))
+            stop++;
+        if (stop < buf + len) {
+            cJSON_Delete(doc);
+            doc = NULL;
+        }
+    }
+    if (end != NULL)
+        *end = stop;
+    return doc;
 }

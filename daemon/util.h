@@ -68,8 +68,8 @@ int b64_decode(unsigned char *out, size_t cap, size_t *outlen, const char *in, s
  * neither is known. */
 uint64_t host_available_memory(void);
 
-/* Parses the JSON text buf[0..len) like cJSON_ParseWithLengthOpts (no
- * trailing data allowed), but refuses, as invalid, a text holding a NUL:
+/* Parses the JSON text buf[0..len) like cJSON_ParseWithLengthOpts, but
+ * refuses anything but whitespace after the value, and refuses, as invalid, a text holding a NUL:
  * a raw 0 byte anywhere, or a \u0000 escape inside a string. cJSON would
  * decode the latter into a C string that silently ends early ("a\u0000b"
  * becomes "a"), so a name could be stored other than as sent. Returns the

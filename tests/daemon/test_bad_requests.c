@@ -369,6 +369,12 @@ static void catalogue(long job)
     run("truncated object", "POST", "/v1/jobs", JSON_CT, "{\"name\":\"x\",", 400, SHAPE_V1);
     run("not JSON", "POST", "/v1/jobs", JSON_CT, "name=x&epochs=3", 400, SHAPE_V1);
     run("trailing garbage", "POST", "/v1/jobs", JSON_CT, "{} {}", 400, SHAPE_V1);
+    /* A job the daemon would accept, then more: refused as a whole. */
+    run("valid job, then garbage", "POST", "/v1/jobs", JSON_CT,
+        "{\"name\":\"tail\"," DS "," MODEL "," SOLVER ",\"device\":\"cpu\"} x", 400, SHAPE_V1);
+    run("valid job, then a second object", "POST", "/v1/jobs", JSON_CT,
+        "{\"name\":\"tail\"," DS "," MODEL "," SOLVER ",\"device\":\"cpu\"}\n{}", 400,
+        SHAPE_V1);
     run("JSON null", "POST", "/v1/jobs", JSON_CT, "null", 400, SHAPE_V1);
     run("JSON array", "POST", "/v1/jobs", JSON_CT, "[1,2,3]", 400, SHAPE_V1);
     run("JSON string", "POST", "/v1/jobs", JSON_CT, "\"job\"", 400, SHAPE_V1);
