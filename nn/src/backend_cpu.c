@@ -203,9 +203,9 @@ static nn_status cpu_conv2d_fwd(void *ctx, nn_tensor *out, const nn_tensor *inp,
 {
     cpu_ctx *c = ctx;
     (void)ws; /* per-thread workspaces come from the scratch */
+    nn_conv2d_geom g; /* whole-batch shapes first: the split trusts them */
+    NN_TRY(nn_conv2d_geometry(&g, out, inp, w, p, NN_DEVICE_CPU, "conv2d output", err));
     size_t wsize = nn_conv2d_workspace_size(inp, w, p);
-    if (!wsize) /* bad arguments: let the kernel say what is wrong */
-        return nn_conv2d_forward_gemm(out, inp, w, bias, p, NULL, err);
     wsize = (wsize + 15) & ~(size_t)15;
     if (!scratch(c, wsize * (size_t)T_of(c), err))
         return NN_ERR_NOMEM;
@@ -253,8 +253,12 @@ static nn_status cpu_conv2d_bwd(void *ctx, nn_tensor *dinp, nn_tensor *dw, nn_te
 {
     cpu_ctx *c = ctx;
     (void)ws;
+    nn_conv2d_geom g;
+    NN_TRY(nn_conv2d_geometry(&g, dout, inp, w, p, NN_DEVICE_CPU, "conv2d dout", err));
+    if (dinp)
+        NN_TRY(nn_tensor_check(dinp, "conv2d dinp", 4, (int[]){ g.N, g.C, g.H, g.W }, err));
     size_t wsize = nn_conv2d_workspace_size(inp, w, p);
-    if (!wsize || !dw || !dw->data || (db && !db->data))
+    if (!dw || !dw->data || (db && !db->data)) /* let the kernel say what is wrong */
         return nn_conv2d_backward_gemm(dinp, dw, db, dout, inp, w, p, NULL, err);
     const int T = T_of(c);
     wsize = (wsize + 15) & ~(size_t)15;

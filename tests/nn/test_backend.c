@@ -62,6 +62,20 @@ static void run(int T)
     same("conv backward dx", T, dx1, dx2);
     same("conv backward dw", T, dw1, dw2);
     same("conv backward db", T, db1, db2);
+    /* A batch that disagrees between tensors is refused before the backend
+     * splits it across threads (it used to index past the short one). */
+    {
+        nn_tensor *ys = nn_tensor_create(4, (int[]){ 2, 4, P, Q });
+        nn_tensor *dxs = nn_tensor_create(4, (int[]){ 2, 3, 48, 40 });
+        CHECK(nn_backend_conv2d_forward(b, ys, x, w, bias, &cp, ws) == NN_ERR_SHAPE,
+              "conv forward with output batch 2 for input batch 7 not refused");
+        CHECK(nn_backend_conv2d_backward(b, dx2, dw2, db2, ys, x, w, &cp, ws) == NN_ERR_SHAPE,
+              "conv backward with dout batch 2 for input batch 7 not refused");
+        CHECK(nn_backend_conv2d_backward(b, dxs, dw2, db2, dy, x, w, &cp, ws) == NN_ERR_SHAPE,
+              "conv backward with dinp batch 2 for input batch 7 not refused");
+        nn_tensor_free(ys);
+        nn_tensor_free(dxs);
+    }
 
     /* pool 2x2/2 and 3x3/2 */
     for (int k = 2; k <= 3; k++) {
