@@ -235,6 +235,14 @@ static int on_iteration(void *user, const nn_solver_progress *sp)
     return c->want != JOB_WANT_NONE;
 }
 
+/* Inside an accuracy check, between two of its batches. */
+static void between_batches(void *user)
+{
+    run_ctx *c = user;
+
+    serve_inference(c->w, 0);
+}
+
 static int on_epoch(void *user, const nn_solver_progress *sp)
 {
     run_ctx *c = user;
@@ -464,7 +472,7 @@ static void run_job(worker *w, long id)
     c.want = jobs_want(w->a->jobs, w->index);
     if (c.want == JOB_WANT_NONE) {
         hooks = (nn_solver_hooks){ .user = &c, .on_iteration = on_iteration,
-                                   .on_epoch = on_epoch };
+                                   .on_epoch = on_epoch, .between_batches = between_batches };
         st = nn_solver_run(c.solver, &hooks, err);
         if (c.fatal[0] == '\0' && st != NN_OK)
             snprintf(c.fatal, sizeof c.fatal, "%s", err);

@@ -34,6 +34,7 @@ struct nn_solver {
     int *train_subset;            /* fixed sample for train accuracy */
     int n_train_subset;
     int *eval_idx;                /* scratch for gathering evaluation batches */
+    const nn_solver_hooks *hooks; /* nn_solver_run's, while it runs */
     nn_tensor x_host, y_host;     /* one batch on the host */
     nn_tensor x_dev, y_dev;       /* the same on the device (== host on the CPU) */
     int dev_owned;
@@ -481,6 +482,8 @@ nn_status nn_solver_accuracy(nn_solver *s, double *acc, const nn_split *split,
                     best = k;
             correct += best == (int)s->y_host.data[j];
         }
+        if (s->hooks && s->hooks->between_batches)
+            s->hooks->between_batches(s->hooks->user);
     }
     free(scores);
     if (st == NN_OK)
@@ -502,12 +505,8 @@ static nn_status check_accuracies(nn_solver *s, char *err)
     return NN_OK;
 }
 
-nn_status nn_solver_run(nn_solver *s, const nn_solver_hooks *hooks, char *err)
+static nn_status run_loop(nn_solver *s, const nn_solver_hooks *h, char *err)
 {
-    if (!s)
-        return nn_fail(err, NN_ERR_ARG, "solver is NULL");
-    static const nn_solver_hooks none;
-    const nn_solver_hooks *h = hooks ? hooks : &none;
     char line[160];
     nn_solver_progress p;
     while (s->t < s->total) {
@@ -539,6 +538,17 @@ nn_status nn_solver_run(nn_solver *s, const nn_solver_hooks *hooks, char *err)
             break;
     }
     return NN_OK;
+}
+
+nn_status nn_solver_run(nn_solver *s, const nn_solver_hooks *hooks, char *err)
+{
+    if (!s)
+        return nn_fail(err, NN_ERR_ARG, "solver is NULL");
+    static const nn_solver_hooks none;
+    s->hooks = hooks ? hooks : &none;
+    nn_status st = run_loop(s, s->hooks, err);
+    s->hooks = NULL; /* accuracy checks outside a run call no hook */
+    return st;
 }
 
 nn_status nn_solver_use_best(nn_solver *s, char *err)

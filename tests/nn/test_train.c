@@ -81,6 +81,8 @@ static void log_line(void *user, const char *line)
     printf("%s\n", line);
 }
 
+static void count_call(void *user) { ++*(int *)user; }
+
 typedef struct run {
     nn_model *m;
     nn_solver *s;
@@ -121,9 +123,17 @@ static void test_overfit(void)
                "\"epochs\":25,\"print_every\":25}", 125, 0.2))
         return;
     CHECK(r.train.count == 100, "train split of 100, got %d", r.train.count);
-    nn_solver_hooks h = { .log = log_line };
+    int between = 0;
+    nn_solver_hooks h = { .user = &between, .log = log_line, .between_batches = count_call };
     char err[NN_ERRLEN];
     CHECK(nn_solver_run(r.s, &h, err) == NN_OK, "run: %s", err);
+    /* Accuracy checks after iteration 1 and each of the 25 epochs, each of
+     * ceil(100/20) train + ceil(25/20) val batches; a check outside the run
+     * calls no hook. */
+    CHECK(between == 26 * (5 + 2), "between_batches ran %d times, want %d", between, 26 * 7);
+    double acc;
+    CHECK(nn_solver_accuracy(r.s, &acc, &r.val, 0, err) == NN_OK, "accuracy: %s", err);
+    CHECK(between == 26 * 7, "between_batches ran outside nn_solver_run");
     nn_solver_progress p;
     nn_solver_progress_get(r.s, &p);
     CHECK(p.train_acc >= 0.99, "overfit: train acc %.3f, want >= 0.99", p.train_acc);

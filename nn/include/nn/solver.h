@@ -63,12 +63,17 @@ typedef struct nn_solver_progress {
  * after that point (a pause or cancel); state stays consistent and a later
  * nn_solver_run() continues. log receives each report line, without a
  * newline: "(Time 0.09 sec; Iteration 1 / 625) loss: 2.306690" and
- * "(Epoch 0 / 1) train acc: 0.091000; val_acc: 0.102500". */
+ * "(Epoch 0 / 1) train acc: 0.091000; val_acc: 0.102500". between_batches
+ * runs after each batch of an accuracy check inside nn_solver_run (a check
+ * of 13,000 samples is hundreds of forward passes: the daemon answers
+ * inference requests there); it may use the backend but not the solver or
+ * its model. */
 typedef struct nn_solver_hooks {
     void *user;
     int (*on_iteration)(void *user, const nn_solver_progress *p);
     int (*on_epoch)(void *user, const nn_solver_progress *p);
     void (*log)(void *user, const char *line);
+    void (*between_batches)(void *user);
 } nn_solver_hooks;
 
 /* Creates a solver for model m (borrowed) on train/val (borrowed; val may
