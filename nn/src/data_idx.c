@@ -109,30 +109,64 @@ static nn_status rd_read(reader *r, void *buf, size_t n, size_t *got, char *err)
 }
 
 /* Reads exactly n bytes, the last of a file whose total length must be
- * `expected`: anything shorter or longer is NN_ERR_FORMAT. */
-static nn_status rd_read_rest(reader *r, void *buf, size_t n, size_t expected, char *err)
+ * `expected`, into a new buffer *out (malloc'd, the caller frees): anything
+ * shorter or longer is NN_ERR_FORMAT. The buffer grows as data arrives, so
+ * a header that claims gigabytes costs no more memory than the file holds
+ * (a 39-byte file claiming 1.5 GB of images made the fuzzer's calloc touch
+ * all of it). */
+static nn_status rd_read_rest(reader *r, uint8_t **out, size_t n, size_t expected, char *err)
 {
-    size_t got;
+    size_t got, have = 0, cap = n < ((size_t)1 << 20) ? n : (size_t)1 << 20;
     unsigned char extra;
+    uint8_t *buf;
+    nn_status s = NN_OK;
 
+    *out = NULL;
     if (r->f && (size_t)r->size != expected) /* plain: know before reading */
         return nn_fail(err, NN_ERR_FORMAT, "%s: %s: expected %zu bytes, got %ld", r->path,
                        (size_t)r->size < expected ? "truncated" : "wrong size",
                        expected, r->size);
-    NN_TRY(rd_read(r, buf, n, &got, err));
-    if (got < n)
-        return nn_fail(err, NN_ERR_FORMAT, "%s: truncated: expected %zu bytes, got %zu%s",
-                       r->path, expected, r->pos, r->cut ? " (gzip stream cut short)" : "");
-    NN_TRY(rd_read(r, &extra, 1, &got, err));
-    if (got)
-        return nn_fail(err, NN_ERR_FORMAT,
-                       "%s: wrong size: data continues past the expected %zu bytes",
-                       r->path, expected);
-    if (r->cut)
-        return nn_fail(err, NN_ERR_FORMAT,
-                       "%s: truncated: all %zu bytes are there but the gzip trailer is cut",
-                       r->path, expected);
+    if (!(buf = malloc(cap ? cap : 1)))
+        return nn_fail(err, NN_ERR_NOMEM, "%s: out of memory", r->path);
+    while (have < n) {
+        if (have == cap) {
+            size_t ncap = cap > n / 2 ? n : 2 * cap;
+            uint8_t *nb = realloc(buf, ncap);
+            if (!nb) {
+                s = nn_fail(err, NN_ERR_NOMEM, "%s: out of memory for %zu bytes", r->path, ncap);
+                goto fail;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        if ((s = rd_read(r, buf + have, cap - have, &got, err)) != NN_OK)
+            goto fail;
+        if (got == 0) {
+            s = nn_fail(err, NN_ERR_FORMAT, "%s: truncated: expected %zu bytes, got %zu%s",
+                        r->path, expected, r->pos, r->cut ? " (gzip stream cut short)" : "");
+            goto fail;
+        }
+        have += got;
+    }
+    if ((s = rd_read(r, &extra, 1, &got, err)) != NN_OK)
+        goto fail;
+    if (got) {
+        s = nn_fail(err, NN_ERR_FORMAT,
+                    "%s: wrong size: data continues past the expected %zu bytes",
+                    r->path, expected);
+        goto fail;
+    }
+    if (r->cut) {
+        s = nn_fail(err, NN_ERR_FORMAT,
+                    "%s: truncated: all %zu bytes are there but the gzip trailer is cut",
+                    r->path, expected);
+        goto fail;
+    }
+    *out = buf;
     return NN_OK;
+fail:
+    free(buf);
+    return s;
 }
 
 static uint32_t be32(const unsigned char *p)
@@ -183,7 +217,7 @@ static nn_status load_idx(nn_dataset **out, const char *images_path,
 {
     reader ri, rl;
     int idims[3] = { 0 }, ldims[1] = { 0 }, classes;
-    uint8_t *lab = NULL, maxlab = 0;
+    uint8_t *lab = NULL, *img = NULL, maxlab = 0;
     nn_dataset *d = NULL;
     size_t img_bytes;
     nn_status s;
@@ -211,12 +245,7 @@ static nn_status load_idx(nn_dataset **out, const char *images_path,
     }
 
     /* labels first: they are small and decide num_classes */
-    lab = malloc((size_t)ldims[0]);
-    if (!lab) {
-        s = nn_fail(err, NN_ERR_NOMEM, "%s: out of memory for %d labels", labels_path, ldims[0]);
-        goto fail;
-    }
-    if ((s = rd_read_rest(&rl, lab, (size_t)ldims[0], 8 + (size_t)ldims[0], err)) != NN_OK)
+    if ((s = rd_read_rest(&rl, &lab, (size_t)ldims[0], 8 + (size_t)ldims[0], err)) != NN_OK)
         goto fail;
     for (int i = 0; i < ldims[0]; i++)
         if (lab[i] > maxlab)
@@ -228,11 +257,13 @@ static nn_status load_idx(nn_dataset **out, const char *images_path,
     }
     classes = fixed_classes > 0 ? fixed_classes : (maxlab + 1 < 2 ? 2 : maxlab + 1);
 
-    if ((s = nn_dataset_create(&d, idims[0], 1, idims[1], idims[2], classes, err)) != NN_OK)
-        goto fail;
     img_bytes = (size_t)idims[0] * (size_t)idims[1] * (size_t)idims[2];
-    if ((s = rd_read_rest(&ri, d->images, img_bytes, 16 + img_bytes, err)) != NN_OK)
+    if ((s = rd_read_rest(&ri, &img, img_bytes, 16 + img_bytes, err)) != NN_OK ||
+        (s = nn_dataset_create(&d, idims[0], 1, idims[1], idims[2], classes, err)) != NN_OK)
         goto fail;
+    free(d->images); /* calloc'd, never touched: take the pixels read instead */
+    d->images = img;
+    img = NULL;
     for (int i = 0; i < d->n; i++)
         d->labels[i] = lab[i];
     snprintf(d->name, sizeof d->name, "%s", base_name(images_path));
@@ -246,6 +277,7 @@ static nn_status load_idx(nn_dataset **out, const char *images_path,
 fail:
     nn_dataset_free(d);
     free(lab);
+    free(img);
     rd_close(&ri);
     rd_close(&rl);
     return s;
