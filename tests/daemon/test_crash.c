@@ -19,6 +19,10 @@
 
 #define DS "\"dataset\":{\"name\":\"synth\",\"val_fraction\":0.2,\"limit\":600}"
 #define MODEL "\"model\":{\"preset\":\"three_layer_convnet\",\"num_filters\":4,\"hidden_dim\":16}"
+/* Case 2's model: some 5 ms a batch-1 iteration on one core (the small one
+ * takes microseconds), so its first epoch lasts seconds of CPU. */
+#define MODEL_SLOW \
+    "\"model\":{\"preset\":\"three_layer_convnet\",\"num_filters\":64,\"hidden_dim\":256}"
 
 static const char *binary;
 static char tmp[] = "/tmp/convnetd-crash-XXXXXX";
@@ -107,15 +111,22 @@ int main(int argc, char **argv)
     snprintf(ckpt, sizeof ckpt, "%s/jobs/%ld/checkpoint.ckpt", state, a);
     CHECKF(file_exists(ckpt), "no checkpoint at %s after 2 epochs", ckpt);
 
-    /* 2. A second job queued behind it is killed before any checkpoint:
-     *    batch 1 makes its first epoch 480 iterations long. */
+    /* 2. A second job is killed before any checkpoint: batch 1 makes its
+     *    first epoch 480 iterations long. Between seeing iteration 60 (its
+     *    first metric rows are written at 50) and the kill, the test makes
+     *    one request and sends a signal while the worker runs on; with the
+     *    small model the other 420 iterations took some 50 ms, so a test
+     *    process kept off the CPU that long under load (a 100 ms pause
+     *    failed every time) saw the epoch end and its checkpoint. With
+     *    MODEL_SLOW they are seconds of the worker's CPU time, and a loaded
+     *    machine slows the worker too. */
     if (dp_start(&d, binary, state, tmp, logpath, NULL) != 0) {
         CHECK(!"convnetd restarts");
         return check_result("daemon_crash");
     }
     check_finishes(d.port, a, 2250, "after kill -9");
     CHECK(dp_log_contains(&d, "resumes from its checkpoint"));
-    b = tj_submit(d.port, "{\"name\":\"scratch\"," DS "," MODEL
+    b = tj_submit(d.port, "{\"name\":\"scratch\"," DS "," MODEL_SLOW
                           ",\"solver\":{\"epochs\":1,\"batch_size\":1}}");
     CHECK(b > 0 && tj_wait_iteration(d.port, b, 60, 60));
     CHECK(epoch_of(d.port, b) == 0);
