@@ -4,15 +4,17 @@
  *      starts convnetd (argv[1], else the one built beside this bench) on
  *      127.0.0.1:0 with a temporary state directory;
  *   2. submits one small job (limit 1200, three_layer_convnet num_filters 4
- *      hidden_dim 16, 6 epochs, batch 32);
+ *      hidden_dim 16, 40 epochs, batch 32: a few seconds of training, so
+ *      that most kills land mid-job);
  *   3. loop: sleep a random 0.2-2 s, SIGKILL, restart on the same state
  *      directory; counts a restart as "resumed" when the job's progress
  *      after it is past zero (it went on from a checkpoint rather than
  *      starting over). When the job ends before KILLS kills, a new
- *      identical job is submitted and the killing goes on with it (the
- *      job trains in about a second on one thread, so most kills land on
- *      a later job; kills_mid_training counts the kills that found a job
- *      running with 0 < iteration < num_iterations);
+ *      identical job is submitted and the killing goes on with it
+ *      (kills_mid_training counts the kills that found a job running with
+ *      0 < iteration < num_iterations; with 6 epochs the faster kernels
+ *      finished most jobs between kills, and the run stopped at 256 jobs
+ *      after 7 kills);
  *   4. lets the last job finish, then checks every job: status succeeded,
  *      its loss steps are exactly 1..N (GET /v1/jobs/{id}/metrics?key=loss
  *      paged through `since`, N = progress.num_iterations), and every
@@ -43,7 +45,7 @@ static const char spec[] =
     "{\"name\":\"crash-bench\","
     "\"dataset\":{\"name\":\"synth\",\"val_fraction\":0.2,\"limit\":1200},"
     "\"model\":{\"preset\":\"three_layer_convnet\",\"num_filters\":4,\"hidden_dim\":16},"
-    "\"solver\":{\"epochs\":6,\"batch_size\":32},\"device\":\"cpu\"}";
+    "\"solver\":{\"epochs\":40,\"batch_size\":32},\"device\":\"cpu\"}";
 
 static uint32_t rng_state = 0x9e3779b9u;
 
