@@ -431,9 +431,11 @@ void store_job_clear(store_job *j)
     memset(j, 0, sizeof *j);
 }
 
-/* Fills j from a row of JOB_COLUMNS. */
-static void read_job(sqlite3_stmt *st, store_job *j)
+/* Fills j (a store_job) from a row of JOB_COLUMNS. */
+static void read_job(sqlite3_stmt *st, void *row)
 {
+    store_job *j = row;
+
     memset(j, 0, sizeof *j);
     j->id = (long)sqlite3_column_int64(st, 0);
     j->name = col_strdup(st, 1);
@@ -479,33 +481,44 @@ out:
     return rc;
 }
 
-int store_job_get(store *s, long id, store_job *out)
+/* Reads one row of a statement whose only parameter is an id (a job's or
+ * a row's) into out with read(): 0, STORE_NOTFOUND without a row, or -1.
+ * out is cleared first, so a miss leaves it zeroed. */
+typedef void (*row_fn)(sqlite3_stmt *st, void *out);
+
+static int get_one(store *s, int q, long id, row_fn read, void *out, size_t size,
+                   const char *what)
 {
     sqlite3_stmt *st;
     int rc = -1, step;
 
-    memset(out, 0, sizeof *out);
+    memset(out, 0, size);
     pthread_mutex_lock(&s->mu);
-    st = stmt(s, Q_JOB_GET);
+    st = stmt(s, q);
     if (st == NULL)
         goto out;
     if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
-        rc = fail(s, "get job");
+        rc = fail(s, what);
         goto out;
     }
     step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
-        read_job(st, out);
+        read(st, out);
         rc = 0;
     } else if (step == SQLITE_DONE) {
         rc = STORE_NOTFOUND;
     } else {
-        rc = fail(s, "get job");
+        rc = fail(s, what);
     }
 out:
     done(st);
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+int store_job_get(store *s, long id, store_job *out)
+{
+    return get_one(s, Q_JOB_GET, id, read_job, out, sizeof *out, "get job");
 }
 
 /* Steps st, handing each job row to fn. 0 or -1. */
@@ -800,40 +813,24 @@ out:
     return rc;
 }
 
+static void read_checkpoint(sqlite3_stmt *st, void *row)
+{
+    store_checkpoint *out = row;
+    const unsigned char *p = sqlite3_column_text(st, 3);
+    const unsigned char *r = sqlite3_column_text(st, 4);
+
+    out->id = (long)sqlite3_column_int64(st, 0);
+    out->epoch = sqlite3_column_int(st, 1);
+    out->iteration = (long)sqlite3_column_int64(st, 2);
+    snprintf(out->path, sizeof out->path, "%s", p != NULL ? (const char *)p : "");
+    snprintf(out->reason, sizeof out->reason, "%s", r != NULL ? (const char *)r : "");
+    out->created_at = sqlite3_column_double(st, 5);
+}
+
 int store_checkpoint_latest(store *s, long job, store_checkpoint *out)
 {
-    sqlite3_stmt *st;
-    int rc = -1, step;
-
-    memset(out, 0, sizeof *out);
-    pthread_mutex_lock(&s->mu);
-    st = stmt(s, Q_CKPT_LATEST);
-    if (st == NULL)
-        goto out;
-    if (sqlite3_bind_int64(st, 1, job) != SQLITE_OK) {
-        rc = fail(s, "latest checkpoint");
-        goto out;
-    }
-    step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        const unsigned char *p = sqlite3_column_text(st, 3);
-        const unsigned char *r = sqlite3_column_text(st, 4);
-        out->id = (long)sqlite3_column_int64(st, 0);
-        out->epoch = sqlite3_column_int(st, 1);
-        out->iteration = (long)sqlite3_column_int64(st, 2);
-        snprintf(out->path, sizeof out->path, "%s", p != NULL ? (const char *)p : "");
-        snprintf(out->reason, sizeof out->reason, "%s", r != NULL ? (const char *)r : "");
-        out->created_at = sqlite3_column_double(st, 5);
-        rc = 0;
-    } else if (step == SQLITE_DONE) {
-        rc = STORE_NOTFOUND;
-    } else {
-        rc = fail(s, "latest checkpoint");
-    }
-out:
-    done(st);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    return get_one(s, Q_CKPT_LATEST, job, read_checkpoint, out, sizeof *out,
+                   "latest checkpoint");
 }
 
 /* ---- evaluations ---- */
@@ -876,41 +873,24 @@ out:
     return rc;
 }
 
+static void read_evaluation(sqlite3_stmt *st, void *row)
+{
+    store_evaluation *out = row;
+    const unsigned char *sp = sqlite3_column_text(st, 3);
+
+    out->job_id = (long)sqlite3_column_int64(st, 0);
+    out->iteration = (long)sqlite3_column_int64(st, 1);
+    out->epoch = sqlite3_column_int(st, 2);
+    snprintf(out->split, sizeof out->split, "%s", sp != NULL ? (const char *)sp : "");
+    out->num_samples = (long)sqlite3_column_int64(st, 4);
+    out->correct = (long)sqlite3_column_int64(st, 5);
+    out->accuracy = sqlite3_column_double(st, 6);
+    out->result = col_strdup(st, 7);
+    out->duration_s = sqlite3_column_double(st, 8);
+    out->created_at = sqlite3_column_double(st, 9);
+}
+
 int store_evaluation_get(store *s, long job, store_evaluation *out)
 {
-    sqlite3_stmt *st;
-    int rc = -1, step;
-
-    memset(out, 0, sizeof *out);
-    pthread_mutex_lock(&s->mu);
-    st = stmt(s, Q_EVAL_GET);
-    if (st == NULL)
-        goto out;
-    if (sqlite3_bind_int64(st, 1, job) != SQLITE_OK) {
-        rc = fail(s, "get evaluation");
-        goto out;
-    }
-    step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        const unsigned char *sp = sqlite3_column_text(st, 3);
-        out->job_id = (long)sqlite3_column_int64(st, 0);
-        out->iteration = (long)sqlite3_column_int64(st, 1);
-        out->epoch = sqlite3_column_int(st, 2);
-        snprintf(out->split, sizeof out->split, "%s", sp != NULL ? (const char *)sp : "");
-        out->num_samples = (long)sqlite3_column_int64(st, 4);
-        out->correct = (long)sqlite3_column_int64(st, 5);
-        out->accuracy = sqlite3_column_double(st, 6);
-        out->result = col_strdup(st, 7);
-        out->duration_s = sqlite3_column_double(st, 8);
-        out->created_at = sqlite3_column_double(st, 9);
-        rc = 0;
-    } else if (step == SQLITE_DONE) {
-        rc = STORE_NOTFOUND;
-    } else {
-        rc = fail(s, "get evaluation");
-    }
-out:
-    done(st);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    return get_one(s, Q_EVAL_GET, job, read_evaluation, out, sizeof *out, "get evaluation");
 }
