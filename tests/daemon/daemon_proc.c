@@ -36,6 +36,28 @@ int dp_mkdtemp(char *tmpl)
     return mkdtemp(tmpl) != NULL ? 0 : -1;
 }
 
+int dp_setup(dp_dirs *d, const char *name, int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s PATH-TO-CONVNETD\n", argv[0]);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(d->tmp, sizeof d->tmp, "/tmp/%s-XXXXXX", name);
+    if (dp_mkdtemp(d->tmp) != 0) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(d->state, sizeof d->state, "%s/state", d->tmp);
+    snprintf(d->data, sizeof d->data, "%s/data", d->tmp);
+    snprintf(d->log, sizeof d->log, "%s/convnetd.log", d->tmp);
+    if (mkdir(d->data, 0755) != 0) {
+        perror(d->data);
+        return 1;
+    }
+    return 0;
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;

@@ -27,6 +27,18 @@ int dp_mkdtemp(char *tmpl);
 /* rm -rf dir. */
 void dp_rmrf(const char *dir);
 
+/* Where a test's daemon lives: a fresh directory under /tmp with state/,
+ * data/ (created, empty) and the log file convnetd.log. */
+typedef struct dp_dirs {
+    char tmp[128], state[256], data[256], log[256];
+} dp_dirs;
+
+/* The start of every daemon test's main: argv[1] must name the convnetd
+ * binary, SIGPIPE is ignored, and *d is made with tmp "/tmp/<name>-XXXXXX".
+ * Returns 0, or the exit status to return: 2 for a usage error, 1 when the
+ * directories cannot be made (each said on stderr). */
+int dp_setup(dp_dirs *d, const char *name, int argc, char **argv);
+
 /* Starts binary with --listen 127.0.0.1:0 --state-dir state --data-dir data
  * --threads 1 and the NULL-terminated extra args (may be NULL), logging to
  * log_path, and waits up to 30 s for its listening line. Returns 0 with d

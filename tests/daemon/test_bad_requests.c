@@ -716,8 +716,7 @@ static void sql_names(const char *dbpath, const counts *before)
 
 int main(int argc, char **argv)
 {
-    char tmp[] = "/tmp/convnetd-bad-XXXXXX";
-    char state[512], data[512], log[512], dbpath[600], body[1024];
+    char dbpath[600], body[1024];
     char timeout_s[16], max_body[32];
     const char *extra[8];
     counts before, after;
@@ -726,21 +725,13 @@ int main(int argc, char **argv)
     long job;
     int st;
 
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CONVNETD\n", argv[0]);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
+    dp_dirs dirs;
+    int rc = dp_setup(&dirs, "convnetd-bad", argc, argv);
+    if (rc != 0)
+        return rc;
+    const char *tmp = dirs.tmp, *state = dirs.state, *data = dirs.data, *log = dirs.log;
     setvbuf(stdout, NULL, _IOLBF, 0);   /* case lines in order with stderr's */
-    if (dp_mkdtemp(tmp) != 0) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(state, sizeof state, "%s/state", tmp);
-    snprintf(data, sizeof data, "%s/data", tmp);
-    snprintf(log, sizeof log, "%s/convnetd.log", tmp);
     snprintf(dbpath, sizeof dbpath, "%s/convnetd.db", state);
-    mkdir(data, 0755);
     /* No test split: a finished job then has no evaluation to write
      * behind the catalogue's back. */
     if (tj_write_synth(data, "synth", 250, H, W, K, 5) != 0) {

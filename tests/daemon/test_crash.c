@@ -25,8 +25,6 @@
     "\"model\":{\"preset\":\"three_layer_convnet\",\"num_filters\":64,\"hidden_dim\":256}"
 
 static const char *binary;
-static char tmp[] = "/tmp/convnetd-crash-XXXXXX";
-static char state[600], logpath[600];
 
 /* The job's epoch from GET; -1 on failure. */
 static double epoch_of(unsigned port, long id)
@@ -85,21 +83,19 @@ int main(int argc, char **argv)
     long a, b, c;
     int st;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PATH-TO-CONVNETD\n", argv[0]);
-        return 2;
-    }
+    dp_dirs dirs;
+    int rc = dp_setup(&dirs, "convnetd-crash", argc, argv);
+    if (rc != 0)
+        return rc;
     binary = argv[1];
-    signal(SIGPIPE, SIG_IGN);
-    if (dp_mkdtemp(tmp) != 0 || tj_write_synth(tmp, "synth", 800, 16, 16, 4, 3) != 0) {
+    const char *tmp = dirs.tmp, *state = dirs.state, *logpath = dirs.log;
+    if (tj_write_synth(dirs.data, "synth", 800, 16, 16, 4, 3) != 0) {
         perror("set-up");
         return 1;
     }
-    snprintf(state, sizeof state, "%s/state", tmp);
-    snprintf(logpath, sizeof logpath, "%s/convnetd.log", tmp);
 
     /* 1. kill -9 after checkpoints: 15 iterations an epoch, 150 epochs. */
-    if (dp_start(&d, binary, state, tmp, logpath, NULL) != 0) {
+    if (dp_start(&d, binary, state, dirs.data, logpath, NULL) != 0) {
         CHECK(!"convnetd starts");
         return check_result("daemon_crash");
     }
@@ -120,7 +116,7 @@ int main(int argc, char **argv)
      *    failed every time) saw the epoch end and its checkpoint. With
      *    MODEL_SLOW they are seconds of the worker's CPU time, and a loaded
      *    machine slows the worker too. */
-    if (dp_start(&d, binary, state, tmp, logpath, NULL) != 0) {
+    if (dp_start(&d, binary, state, dirs.data, logpath, NULL) != 0) {
         CHECK(!"convnetd restarts");
         return check_result("daemon_crash");
     }
@@ -134,7 +130,7 @@ int main(int argc, char **argv)
     CHECK(st != -1 && WIFSIGNALED(st));
     snprintf(ckpt, sizeof ckpt, "%s/jobs/%ld/checkpoint.ckpt", state, b);
     CHECK(!file_exists(ckpt));
-    if (dp_start(&d, binary, state, tmp, logpath, NULL) != 0) {
+    if (dp_start(&d, binary, state, dirs.data, logpath, NULL) != 0) {
         CHECK(!"convnetd restarts");
         return check_result("daemon_crash");
     }
@@ -150,7 +146,7 @@ int main(int argc, char **argv)
     snprintf(ckpt, sizeof ckpt, "%s/jobs/%ld/checkpoint.ckpt", state, c);
     CHECK(file_exists(ckpt));
     CHECK(dp_log_contains(&d, "stopped for shutdown at iteration"));
-    if (dp_start(&d, binary, state, tmp, logpath, NULL) != 0) {
+    if (dp_start(&d, binary, state, dirs.data, logpath, NULL) != 0) {
         CHECK(!"convnetd restarts");
         return check_result("daemon_crash");
     }

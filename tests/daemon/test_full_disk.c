@@ -95,8 +95,7 @@ static int ckpt_loads(const char *path)
 
 int main(int argc, char **argv)
 {
-    char tmp[] = "/tmp/convnetd-disk-XXXXXX";
-    char state[512], data[512], log1[512], log2[512], dbpath[600], ckpt[700], jobdir[600];
+    char log2[512], dbpath[600], ckpt[700], jobdir[600];
     char path[96], result[256];
     cJSON *doc = NULL;
     long long size0, size1;
@@ -105,21 +104,13 @@ int main(int argc, char **argv)
     long id;
     int st;
 
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CONVNETD\n", argv[0]);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    if (dp_mkdtemp(tmp) != 0) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(state, sizeof state, "%s/state", tmp);
-    snprintf(data, sizeof data, "%s/data", tmp);
-    snprintf(log1, sizeof log1, "%s/convnetd.log", tmp);
+    dp_dirs dirs;
+    int rc = dp_setup(&dirs, "convnetd-disk", argc, argv);
+    if (rc != 0)
+        return rc;
+    const char *tmp = dirs.tmp, *state = dirs.state, *data = dirs.data, *log1 = dirs.log;
     snprintf(log2, sizeof log2, "%s/convnetd-limited.log", tmp);
     snprintf(dbpath, sizeof dbpath, "%s/convnetd.db", state);
-    mkdir(data, 0755);
     if (tj_write_synth(data, "synth", 250, H, W, K, 9) != 0) {
         fprintf(stderr, "cannot write the data set\n");
         return 1;

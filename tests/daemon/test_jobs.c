@@ -188,7 +188,6 @@ static long test_success(const char *state)
 
 int main(int argc, char **argv)
 {
-    char tmp[] = "/tmp/convnetd-jobs-XXXXXX", state[600], log[600];
     cJSON *doc;
     dproc d;
     long small, lng, queued_then_paused, paused, *steps;
@@ -196,18 +195,16 @@ int main(int argc, char **argv)
     int n, na = 0, nb = 0, st;
     char *text = NULL;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PATH-TO-CONVNETD\n", argv[0]);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    if (dp_mkdtemp(tmp) != 0 || tj_write_synth(tmp, "synth", 800, 16, 16, 4, 11) != 0) {
+    dp_dirs dirs;
+    int rc = dp_setup(&dirs, "convnetd-jobs", argc, argv);
+    if (rc != 0)
+        return rc;
+    const char *tmp = dirs.tmp, *state = dirs.state, *log = dirs.log;
+    if (tj_write_synth(dirs.data, "synth", 800, 16, 16, 4, 11) != 0) {
         perror("set-up");
         return 1;
     }
-    snprintf(state, sizeof state, "%s/state", tmp);
-    snprintf(log, sizeof log, "%s/convnetd.log", tmp);
-    if (dp_start(&d, argv[1], state, tmp, log, NULL) != 0) {
+    if (dp_start(&d, argv[1], state, dirs.data, log, NULL) != 0) {
         CHECK(!"convnetd starts");
         return check_result("daemon_jobs");
     }

@@ -304,27 +304,18 @@ static void test_connection_limit(unsigned port, int limit, const char *what)
 
 int main(int argc, char **argv)
 {
-    char tmp[] = "/tmp/convnetd-limits-XXXXXX";
-    char state[512], data[512], log[512], tokfile[512], maxconn[16];
+    char tokfile[512], maxconn[16];
     const char *extra[8];
     FILE *f;
     dproc d;
     int st;
 
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CONVNETD\n", argv[0]);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    if (dp_mkdtemp(tmp) != 0) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(state, sizeof state, "%s/state", tmp);
-    snprintf(data, sizeof data, "%s/data", tmp);
-    snprintf(log, sizeof log, "%s/convnetd.log", tmp);
+    dp_dirs dirs;
+    int rc = dp_setup(&dirs, "convnetd-limits", argc, argv);
+    if (rc != 0)
+        return rc;
+    const char *tmp = dirs.tmp, *state = dirs.state, *data = dirs.data, *log = dirs.log;
     snprintf(tokfile, sizeof tokfile, "%s/token", tmp);
-    mkdir(data, 0755);
     if (tj_write_synth(data, "synth", 120, 12, 12, 3, 3) != 0)
         return 1;
     f = fopen(tokfile, "w");

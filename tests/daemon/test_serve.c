@@ -852,24 +852,15 @@ static void test_folder(void)
 
 int main(int argc, char **argv)
 {
-    char tmp[] = "/tmp/convnetd-test-serve-XXXXXX";
-    char state[128], data[128], log[160];
     dproc d;
     long small, lng;
     int st;
 
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CONVNETD\n", argv[0]);
-        return 2;
-    }
-    if (dp_mkdtemp(tmp) != 0) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(state, sizeof state, "%s/state", tmp);
-    snprintf(data, sizeof data, "%s/data", tmp);
-    snprintf(log, sizeof log, "%s/convnetd.log", tmp);
-    mkdir(data, 0755);
+    dp_dirs dirs;
+    int rc = dp_setup(&dirs, "convnetd-test-serve", argc, argv);
+    if (rc != 0)
+        return rc;
+    const char *tmp = dirs.tmp, *state = dirs.state, *data = dirs.data, *log = dirs.log;
     if (tj_write_synth(data, "synth", 800, H, W, K, 21) != 0 ||
         tj_write_synth_test(data, "synth", 200, H, W, K, 22) != 0 ||
         write_folder_dataset(data) != 0) {

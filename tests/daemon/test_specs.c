@@ -137,7 +137,6 @@ static void run_case(unsigned port, const spec_case *c)
 
 int main(int argc, char **argv)
 {
-    char tmp[] = "/tmp/convnetd-specs-XXXXXX", state[600], log[600];
     char big[70 * 1024];
     const char *const extra[] = { "--max-queued", "2", NULL };
     long running, q1, q2;
@@ -147,18 +146,16 @@ int main(int argc, char **argv)
     long id;
     int st, n = (int)(sizeof cases / sizeof cases[0]);
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PATH-TO-CONVNETD\n", argv[0]);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    if (dp_mkdtemp(tmp) != 0 || tj_write_synth(tmp, "synth", 800, 16, 16, 4, 7) != 0) {
+    dp_dirs dirs;
+    int rc = dp_setup(&dirs, "convnetd-specs", argc, argv);
+    if (rc != 0)
+        return rc;
+    const char *tmp = dirs.tmp, *state = dirs.state, *log = dirs.log;
+    if (tj_write_synth(dirs.data, "synth", 800, 16, 16, 4, 7) != 0) {
         perror("set-up");
         return 1;
     }
-    snprintf(state, sizeof state, "%s/state", tmp);
-    snprintf(log, sizeof log, "%s/convnetd.log", tmp);
-    if (dp_start(&d, argv[1], state, tmp, log, extra) != 0) {
+    if (dp_start(&d, argv[1], state, dirs.data, log, extra) != 0) {
         CHECK(!"convnetd starts");
         return check_result("daemon_specs");
     }

@@ -221,7 +221,7 @@ static long take_metrics(const sse_event *e, long prev_id)
 
 int main(int argc, char **argv)
 {
-    char tmp[] = "/tmp/convnetd-sse-XXXXXX", state[600], log[600], path[128], last[32];
+    char path[128], last[32];
     const char *spec =
         "{\"name\":\"sse\",\"dataset\":{\"name\":\"synth\",\"val_fraction\":0.2,\"limit\":600},"
         "\"model\":{\"preset\":\"three_layer_convnet\",\"num_filters\":4,\"hidden_dim\":16},"
@@ -234,18 +234,16 @@ int main(int argc, char **argv)
     int metrics_events = 0, progress_events = 0, ended = 0, events = 0, n, st, first_part;
     double t0, elapsed;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PATH-TO-CONVNETD\n", argv[0]);
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    if (dp_mkdtemp(tmp) != 0 || tj_write_synth(tmp, "synth", 800, 16, 16, 4, 5) != 0) {
+    dp_dirs dirs;
+    int rc = dp_setup(&dirs, "convnetd-sse", argc, argv);
+    if (rc != 0)
+        return rc;
+    const char *tmp = dirs.tmp, *state = dirs.state, *log = dirs.log;
+    if (tj_write_synth(dirs.data, "synth", 800, 16, 16, 4, 5) != 0) {
         perror("set-up");
         return 1;
     }
-    snprintf(state, sizeof state, "%s/state", tmp);
-    snprintf(log, sizeof log, "%s/convnetd.log", tmp);
-    if (dp_start(&d, argv[1], state, tmp, log, NULL) != 0) {
+    if (dp_start(&d, argv[1], state, dirs.data, log, NULL) != 0) {
         CHECK(!"convnetd starts");
         return check_result("daemon_sse");
     }

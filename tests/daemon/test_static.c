@@ -77,27 +77,19 @@ static int get(const char *path, const char *ct, const char *body_has)
 
 int main(int argc, char **argv)
 {
-    char tmp[] = "/tmp/convnetd-test-static-XXXXXX";
-    char state[128], data[128], log[160], outside[200], wd_arg[300];
+    char outside[200], wd_arg[300];
     const char *extra[3];
     hc_reply r;
     dproc d;
     int st;
 
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CONVNETD\n", argv[0]);
-        return 2;
-    }
-    if (dp_mkdtemp(tmp) != 0) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(state, sizeof state, "%s/state", tmp);
-    snprintf(data, sizeof data, "%s/data", tmp);
-    snprintf(log, sizeof log, "%s/convnetd.log", tmp);
+    dp_dirs dirs;
+    int rc = dp_setup(&dirs, "convnetd-test-static", argc, argv);
+    if (rc != 0)
+        return rc;
+    const char *tmp = dirs.tmp, *state = dirs.state, *data = dirs.data, *log = dirs.log;
     snprintf(web, sizeof web, "%s/web", tmp);
     snprintf(outside, sizeof outside, "%s/outside", tmp);
-    mkdir(data, 0755);
     mkdir(web, 0755);
     mkdir(outside, 0755);
     {
