@@ -58,6 +58,14 @@ int dp_setup(dp_dirs *d, const char *name, int argc, char **argv)
     return 0;
 }
 
+void dp_cleanup(const dp_dirs *d, int failures)
+{
+    if (failures == 0)
+        dp_rmrf(d->tmp);
+    else
+        fprintf(stderr, "kept %s for inspection\n", d->tmp);
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;

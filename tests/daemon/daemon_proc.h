@@ -38,6 +38,9 @@ typedef struct dp_dirs {
  * Returns 0, or the exit status to return: 2 for a usage error, 1 when the
  * directories cannot be made (each said on stderr). */
 int dp_setup(dp_dirs *d, const char *name, int argc, char **argv);
+/* The end of it: removes d->tmp when the test had no failures, else keeps
+ * it and says where. */
+void dp_cleanup(const dp_dirs *d, int failures);
 
 /* Starts binary with --listen 127.0.0.1:0 --state-dir state --data-dir data
  * --threads 1 and the NULL-terminated extra args (may be NULL), logging to

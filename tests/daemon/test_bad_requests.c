@@ -729,7 +729,7 @@ int main(int argc, char **argv)
     int rc = dp_setup(&dirs, "convnetd-bad", argc, argv);
     if (rc != 0)
         return rc;
-    const char *tmp = dirs.tmp, *state = dirs.state, *data = dirs.data, *log = dirs.log;
+    const char *state = dirs.state, *data = dirs.data, *log = dirs.log;
     setvbuf(stdout, NULL, _IOLBF, 0);   /* case lines in order with stderr's */
     snprintf(dbpath, sizeof dbpath, "%s/convnetd.db", state);
     /* No test split: a finished job then has no evaluation to write
@@ -796,9 +796,6 @@ int main(int argc, char **argv)
 
     st = dp_stop(&d, SIGTERM, 30);
     CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
-    if (check_failures == 0)
-        dp_rmrf(tmp);
-    else
-        fprintf(stderr, "kept %s for inspection\n", tmp);
+    dp_cleanup(&dirs, check_failures);
     return check_result("daemon_bad_requests");
 }

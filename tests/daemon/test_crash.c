@@ -88,7 +88,7 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc;
     binary = argv[1];
-    const char *tmp = dirs.tmp, *state = dirs.state, *logpath = dirs.log;
+    const char *state = dirs.state, *logpath = dirs.log;
     if (tj_write_synth(dirs.data, "synth", 800, 16, 16, 4, 3) != 0) {
         perror("set-up");
         return 1;
@@ -154,9 +154,6 @@ int main(int argc, char **argv)
     st = dp_stop(&d, SIGTERM, 30);
     CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
 
-    if (check_failures == 0)
-        dp_rmrf(tmp);
-    else
-        fprintf(stderr, "kept %s for inspection\n", tmp);
+    dp_cleanup(&dirs, check_failures);
     return check_result("daemon_crash");
 }

@@ -177,9 +177,6 @@ int main(int argc, char **argv)
     st = dp_stop(&d, SIGTERM, 30);
     CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
 
-    if (check_failures == 0)
-        dp_rmrf(tmp);
-    else
-        fprintf(stderr, "kept %s for inspection\n", tmp);
+    dp_cleanup(&dirs, check_failures);
     return check_result("daemon_full_disk");
 }

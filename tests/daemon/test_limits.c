@@ -347,9 +347,6 @@ int main(int argc, char **argv)
     test_connection_limit(d.port, MAX_CONN - 2, "max-connections-per-ip");
     st = dp_stop(&d, SIGTERM, 30);
     CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
-    if (check_failures == 0)
-        dp_rmrf(tmp);
-    else
-        fprintf(stderr, "kept %s for inspection\n", tmp);
+    dp_cleanup(&dirs, check_failures);
     return check_result("daemon_limits");
 }

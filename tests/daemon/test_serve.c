@@ -860,7 +860,7 @@ int main(int argc, char **argv)
     int rc = dp_setup(&dirs, "convnetd-test-serve", argc, argv);
     if (rc != 0)
         return rc;
-    const char *tmp = dirs.tmp, *state = dirs.state, *data = dirs.data, *log = dirs.log;
+    const char *state = dirs.state, *data = dirs.data, *log = dirs.log;
     if (tj_write_synth(data, "synth", 800, H, W, K, 21) != 0 ||
         tj_write_synth_test(data, "synth", 200, H, W, K, 22) != 0 ||
         write_folder_dataset(data) != 0) {
@@ -892,9 +892,6 @@ int main(int argc, char **argv)
 
     st = dp_stop(&d, SIGTERM, 30);
     CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
-    if (check_failures == 0)
-        dp_rmrf(tmp);
-    else
-        fprintf(stderr, "kept %s for inspection\n", tmp);
+    dp_cleanup(&dirs, check_failures);
     return check_result("daemon_serve");
 }

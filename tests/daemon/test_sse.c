@@ -238,7 +238,7 @@ int main(int argc, char **argv)
     int rc = dp_setup(&dirs, "convnetd-sse", argc, argv);
     if (rc != 0)
         return rc;
-    const char *tmp = dirs.tmp, *state = dirs.state, *log = dirs.log;
+    const char *state = dirs.state, *log = dirs.log;
     if (tj_write_synth(dirs.data, "synth", 800, 16, 16, 4, 5) != 0) {
         perror("set-up");
         return 1;
@@ -345,9 +345,6 @@ int main(int argc, char **argv)
 
     st = dp_stop(&d, SIGTERM, 30);
     CHECKF(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
-    if (check_failures == 0)
-        dp_rmrf(tmp);
-    else
-        fprintf(stderr, "kept %s for inspection\n", tmp);
+    dp_cleanup(&dirs, check_failures);
     return check_result("daemon_sse");
 }

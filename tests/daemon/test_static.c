@@ -223,9 +223,6 @@ int main(int argc, char **argv)
         CHECK(dp_log_contains(&d, "web-dir") && dp_log_contains(&d, "not a directory"));
     }
 
-    if (check_failures == 0)
-        dp_rmrf(tmp);
-    else
-        fprintf(stderr, "kept %s for inspection\n", tmp);
+    dp_cleanup(&dirs, check_failures);
     return check_result("daemon_static");
 }
