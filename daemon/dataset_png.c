@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,20 +30,6 @@ typedef struct dp_scan {
     char train_root[DP_PATH_MAX], test_root[DP_PATH_MAX]; /* test_root "" when none */
     dp_class *train, *test; /* info.num_classes each; test NULL when none */
 } dp_scan;
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static int join(char *out, const char *a, const char *b)
 {
@@ -108,7 +93,7 @@ static int list(char ***names, int *count, const char *dir, int dirs, int limit,
     *names = NULL;
     *count = 0;
     if (d == NULL)
-        return fail(err, errlen, "%s: cannot open folder: %s", dir, strerror(errno));
+        return set_err(err, errlen, "%s: cannot open folder: %s", dir, strerror(errno));
     while ((de = readdir(d)) != NULL) {
         struct stat st;
         if (de->d_name[0] == '.' || join(path, dir, de->d_name) != 0 || stat(path, &st) != 0)
@@ -118,9 +103,9 @@ static int list(char ***names, int *count, const char *dir, int dirs, int limit,
         if (n >= limit) {
             closedir(d);
             free_names(v, n);
-            return dirs ? fail(err, errlen, "%s: more than %d class folders", dir, total)
-                        : fail(err, errlen, "%s: too many images: a data set holds at most %d",
-                               dir, total);
+            return dirs ? set_err(err, errlen, "%s: more than %d class folders", dir, total)
+                        : set_err(err, errlen, "%s: too many images: a data set holds at most %d",
+                                  dir, total);
         }
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
@@ -158,7 +143,7 @@ static int probe(image_header *hd, const char *root, const char *cls, const char
 {
     char dir[DP_PATH_MAX], path[DP_PATH_MAX];
     if (join(dir, root, cls) != 0 || join(path, dir, file) != 0)
-        return fail(err, errlen, "%s/%s: path too long", root, cls);
+        return set_err(err, errlen, "%s/%s: path too long", root, cls);
     return image_probe_file(hd, path, err, errlen) == IMAGE_OK ? 0 : -1;
 }
 
@@ -173,7 +158,7 @@ static int scan_run(dp_scan *s, const char *dir, const dataset_png_opts *o, char
     int budget = max_files;
 
     if (!is_dir(dir))
-        return fail(err, errlen, "%s: not a folder", dir);
+        return set_err(err, errlen, "%s: not a folder", dir);
     if (join(s->train_root, dir, "train") == 0 && is_dir(s->train_root)) {
         in->split = 1;
         if (join(s->test_root, dir, "test") != 0 || !is_dir(s->test_root))
@@ -188,18 +173,19 @@ static int scan_run(dp_scan *s, const char *dir, const dataset_png_opts *o, char
     in->class_names = names;
     in->num_classes = n;
     if (n < 2)
-        return fail(err, errlen, "%s: needs at least 2 class folders, found %d", s->train_root, n);
+        return set_err(err, errlen, "%s: needs at least 2 class folders, found %d",
+                       s->train_root, n);
     s->train = xcalloc((size_t)n, sizeof *s->train);
     for (int k = 0; k < n; k++) {
         if (strlen(names[k]) > NN_CLASS_NAME_MAX)
-            return fail(err, errlen, "%s/%s: class name longer than %d bytes", s->train_root,
-                        names[k], NN_CLASS_NAME_MAX);
+            return set_err(err, errlen, "%s/%s: class name longer than %d bytes", s->train_root,
+                           names[k], NN_CLASS_NAME_MAX);
         if (join(path, s->train_root, names[k]) != 0)
-            return fail(err, errlen, "%s/%s: path too long", s->train_root, names[k]);
+            return set_err(err, errlen, "%s/%s: path too long", s->train_root, names[k]);
         if (list(&s->train[k].files, &s->train[k].n, path, 0, budget, max_files, err, errlen) != 0)
             return -1;
         if (s->train[k].n == 0)
-            return fail(err, errlen, "%s: class folder holds no .png/.jpg/.jpeg images", path);
+            return set_err(err, errlen, "%s: class folder holds no .png/.jpg/.jpeg images", path);
         budget -= s->train[k].n;
         in->n_train += s->train[k].n;
     }
@@ -215,11 +201,12 @@ static int scan_run(dp_scan *s, const char *dir, const dataset_png_opts *o, char
             char **hit = bsearch(&tn[i], names, (size_t)n, sizeof *names, by_str);
             int k = hit ? (int)(hit - names) : -1, rc;
             if (k < 0) {
-                fail(err, errlen, "%s/%s: test class is not a training class", s->test_root, tn[i]);
+                set_err(err, errlen, "%s/%s: test class is not a training class",
+                        s->test_root, tn[i]);
                 free_names(tn, tc);
                 return -1;
             }
-            rc = join(path, s->test_root, tn[i]) != 0 ? fail(err, errlen, "%s/%s: path too long",
+            rc = join(path, s->test_root, tn[i]) != 0 ? set_err(err, errlen, "%s/%s: path too long",
                                                               s->test_root, tn[i])
                  : list(&s->test[k].files, &s->test[k].n, path, 0, budget, max_files, err,
                         errlen);
@@ -235,7 +222,7 @@ static int scan_run(dp_scan *s, const char *dir, const dataset_png_opts *o, char
 
     /* The common shape. */
     if ((o->h > 0) != (o->w > 0) || o->h < 0 || o->w < 0 || (o->c != 0 && o->c != 1 && o->c != 3))
-        return fail(err, errlen, "%s: bad shape option c=%d h=%d w=%d", dir, o->c, o->h, o->w);
+        return set_err(err, errlen, "%s: bad shape option c=%d h=%d w=%d", dir, o->c, o->h, o->w);
     if (o->h > 0) {
         in->h = o->h;
         in->w = o->w;
@@ -263,14 +250,15 @@ static int scan_run(dp_scan *s, const char *dir, const dataset_png_opts *o, char
             }
     }
     if (in->h > DATASET_PNG_MAX_SIDE || in->w > DATASET_PNG_MAX_SIDE)
-        return fail(err, errlen, "%s: image size %dx%d is above %d per side; give a smaller size",
-                    dir, in->w, in->h, DATASET_PNG_MAX_SIDE);
+        return set_err(err, errlen,
+                       "%s: image size %dx%d is above %d per side; give a smaller size",
+                       dir, in->w, in->h, DATASET_PNG_MAX_SIDE);
     if ((uint64_t)in->n_train * (uint64_t)in->c * (uint64_t)in->h * (uint64_t)in->w >
         NN_DATASET_MAX_BYTES ||
         (uint64_t)in->n_test * (uint64_t)in->c * (uint64_t)in->h * (uint64_t)in->w >
         NN_DATASET_MAX_BYTES)
-        return fail(err, errlen, "%s: %d+%d images of %dx%dx%d exceed %zu bytes of pixels", dir,
-                    in->n_train, in->n_test, in->c, in->h, in->w, NN_DATASET_MAX_BYTES);
+        return set_err(err, errlen, "%s: %d+%d images of %dx%dx%d exceed %zu bytes of pixels", dir,
+                       in->n_train, in->n_test, in->c, in->h, in->w, NN_DATASET_MAX_BYTES);
     return 0;
 }
 
@@ -281,7 +269,7 @@ static int scan(dp_scan *s, const char *dir, const dataset_png_opts *opts, char 
     if (opts != NULL)
         o = *opts;
     if (dir == NULL)
-        return fail(err, errlen, "dataset: no folder");
+        return set_err(err, errlen, "dataset: no folder");
     if (scan_run(s, dir, &o, err, errlen) != 0) {
         scan_free(s);
         memset(s, 0, sizeof *s);
@@ -328,7 +316,7 @@ int dataset_png_scan(dataset_png_info *info, const char *dir, const dataset_png_
     dp_scan *s;
 
     if (info == NULL)
-        return fail(err, errlen, "dataset: no output");
+        return set_err(err, errlen, "dataset: no output");
     memset(info, 0, sizeof *info);
     s = xmalloc(sizeof *s); /* two paths of 4 KiB: not on the stack */
     if (scan(s, dir, opts, err, errlen) != 0) {
@@ -367,10 +355,10 @@ static int load_part(nn_dataset **out, const dp_scan *s, const dp_class *cls, co
 
     *out = NULL;
     if (nn_dataset_create(&d, count, in->c, in->h, in->w, in->num_classes, nerr) != NN_OK)
-        return fail(err, errlen, "%s: %s", dir, nerr);
+        return set_err(err, errlen, "%s: %s", dir, nerr);
     for (int k = 0; k < in->num_classes; k++)
         if (nn_dataset_set_class_name(d, k, in->class_names[k], nerr) != NN_OK) {
-            fail(err, errlen, "%s: class %s: %s", dir, in->class_names[k], nerr);
+            set_err(err, errlen, "%s: class %s: %s", dir, in->class_names[k], nerr);
             goto fail;
         }
     /* The name: the folder's base name (trailing slashes ignored). */
@@ -388,19 +376,20 @@ static int load_part(nn_dataset **out, const dp_scan *s, const dp_class *cls, co
 
     for (int k = 0; k < in->num_classes; k++) {
         if (join(sub, root, in->class_names[k]) != 0) {
-            fail(err, errlen, "%s/%s: path too long", root, in->class_names[k]);
+            set_err(err, errlen, "%s/%s: path too long", root, in->class_names[k]);
             goto fail;
         }
         for (int i = 0; i < cls[k].n; i++) {
             if (idx >= count || join(path, sub, cls[k].files[i]) != 0) {
-                fail(err, errlen, "%s/%s: path too long or folder changed", sub, cls[k].files[i]);
+                set_err(err, errlen, "%s/%s: path too long or folder changed", sub,
+                        cls[k].files[i]);
                 goto fail;
             }
             if (image_decode_file(&img, path, max_pixels, err, errlen) != IMAGE_OK)
                 goto fail;
             if (image_to_input(d->images + (size_t)idx * chw, in->c, in->h, in->w, &img,
                                nerr, sizeof nerr) != IMAGE_OK) {
-                fail(err, errlen, "%s: %s", path, nerr);
+                set_err(err, errlen, "%s: %s", path, nerr);
                 goto fail;
             }
             image_free(&img);
@@ -427,7 +416,7 @@ int dataset_png_load(nn_dataset **train, nn_dataset **test, const char *dir,
     if (test != NULL)
         *test = NULL;
     if (train == NULL && test == NULL)
-        return fail(err, errlen, "dataset: no output");
+        return set_err(err, errlen, "dataset: no output");
     s = xmalloc(sizeof *s);
     if (scan(s, dir, opts, err, errlen) != 0) {
         free(s);

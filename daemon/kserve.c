@@ -2,7 +2,6 @@
  * no app, no HTTP, no model, no globals; api_kserve.c calls it with the
  * model's shape and turns a failure into the protocol's 400. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,22 +10,6 @@
 
 #include "kserve.h"
 #include "util.h"
-
-/* Writes the message to err (when given); returns -1. */
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* Where flatten writes: cap values into x, n so far. */
 typedef struct flat {
@@ -45,27 +28,27 @@ static int flatten(flat *f, const cJSON *v, int depth)
 
     if (cJSON_IsArray(v)) {
         if (depth >= KSERVE_MAX_DEPTH)
-            return fail(f->err, f->errlen, "inputs[0].data: nested deeper than %d",
-                        KSERVE_MAX_DEPTH);
+            return set_err(f->err, f->errlen, "inputs[0].data: nested deeper than %d",
+                           KSERVE_MAX_DEPTH);
         for (const cJSON *e = v->child; e != NULL; e = e->next)
             if (flatten(f, e, depth + 1) != 0)
                 return -1;
         return 0;
     }
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-        return fail(f->err, f->errlen, "inputs[0].data[%zu]: not a finite number", f->n);
+        return set_err(f->err, f->errlen, "inputs[0].data[%zu]: not a finite number", f->n);
     if (f->n == f->cap)
-        return fail(f->err, f->errlen, "inputs[0].data: more values than the shape holds (%zu)",
-                    f->cap);
+        return set_err(f->err, f->errlen, "inputs[0].data: more values than the shape holds (%zu)",
+                       f->cap);
     d = v->valuedouble;
     if (f->uint8 && (d != floor(d) || d < 0 || d > 255))
-        return fail(f->err, f->errlen, "inputs[0].data[%zu]: UINT8 values are integers 0..255, "
-                    "got %g", f->n, d);
+        return set_err(f->err, f->errlen, "inputs[0].data[%zu]: UINT8 values are integers 0..255, "
+                       "got %g", f->n, d);
     /* 1e300 is a finite double but an infinite float: the model would
      * answer NaN. */
     if (!isfinite((nn_real)d))
-        return fail(f->err, f->errlen, "inputs[0].data[%zu]: %g is beyond FP32's range",
-                    f->n, d);
+        return set_err(f->err, f->errlen, "inputs[0].data[%zu]: %g is beyond FP32's range",
+                       f->n, d);
     f->x[f->n++] = (nn_real)d;
     return 0;
 }
@@ -80,23 +63,23 @@ static int check_top(const cJSON *body, char *err, size_t errlen)
     for (const cJSON *k = body->child; k != NULL; k = k->next)
         if (strcmp(k->string, "inputs") != 0 && strcmp(k->string, "outputs") != 0 &&
             strcmp(k->string, "id") != 0 && strcmp(k->string, "parameters") != 0)
-            return fail(err, errlen, "%.64s: unknown field (id, inputs, outputs, parameters)",
-                        k->string);
+            return set_err(err, errlen, "%.64s: unknown field (id, inputs, outputs, parameters)",
+                           k->string);
     if (id != NULL && !cJSON_IsString(id))
-        return fail(err, errlen, "id: must be a string");
+        return set_err(err, errlen, "id: must be a string");
     if (params != NULL && cJSON_GetObjectItemCaseSensitive(params, "binary_data_output"))
-        return fail(err, errlen, "the binary tensor extension is not supported: send JSON data");
+        return set_err(err, errlen, "the binary tensor extension is not supported: send JSON data");
     if (outs == NULL)
         return 0;
     if (!cJSON_IsArray(outs))
-        return fail(err, errlen, "outputs: must be an array");
+        return set_err(err, errlen, "outputs: must be an array");
     for (const cJSON *e = outs->child; e != NULL; e = e->next) {
         const char *on = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "name"));
         if (on == NULL || strcmp(on, "probabilities") != 0)
-            return fail(err, errlen, "outputs: the model has one output, \"probabilities\"");
+            return set_err(err, errlen, "outputs: the model has one output, \"probabilities\"");
         if (cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(e, "parameters"),
                                              "binary_data"))
-            return fail(err, errlen, "the binary tensor extension is not supported");
+            return set_err(err, errlen, "the binary tensor extension is not supported");
     }
     return 0;
 }
@@ -110,37 +93,37 @@ static int check_input(int *n, int *uint8, const cJSON *inputs, const kserve_wan
     long dims[4];
 
     if (!cJSON_IsArray(inputs) || cJSON_GetArraySize(inputs) != 1)
-        return fail(err, errlen, "inputs: the model has exactly one input, \"input\"");
+        return set_err(err, errlen, "inputs: the model has exactly one input, \"input\"");
     in = inputs->child;
     name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "name"));
     shape = cJSON_GetObjectItemCaseSensitive(in, "shape");
     dtype = cJSON_GetObjectItemCaseSensitive(in, "datatype");
     if (name == NULL || strcmp(name, "input") != 0)
-        return fail(err, errlen, "inputs[0].name: must be \"input\"");
+        return set_err(err, errlen, "inputs[0].name: must be \"input\"");
     if (cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(in, "parameters"),
                                          "binary_data_size"))
-        return fail(err, errlen, "the binary tensor extension is not supported: send JSON data");
+        return set_err(err, errlen, "the binary tensor extension is not supported: send JSON data");
     if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) != 4)
-        return fail(err, errlen, "inputs[0].shape: must be [N, %d, %d, %d] (NCHW)",
-                    want->c, want->h, want->w);
+        return set_err(err, errlen, "inputs[0].shape: must be [N, %d, %d, %d] (NCHW)",
+                       want->c, want->h, want->w);
     for (int i = 0; i < 4; i++) {
         const cJSON *d = cJSON_GetArrayItem(shape, i);
         if (!cJSON_IsNumber(d) || d->valuedouble != floor(d->valuedouble) ||
             d->valuedouble < 1 || d->valuedouble > 1e6)
-            return fail(err, errlen, "inputs[0].shape[%d]: must be a positive integer", i);
+            return set_err(err, errlen, "inputs[0].shape[%d]: must be a positive integer", i);
         dims[i] = (long)d->valuedouble;
     }
     if (dims[1] != want->c || dims[2] != want->h || dims[3] != want->w)
-        return fail(err, errlen, "inputs[0].shape: model %ld takes [N, %d, %d, %d] (NCHW), got "
-                    "[%ld, %ld, %ld, %ld]", want->model_id, want->c, want->h, want->w,
-                    dims[0], dims[1], dims[2], dims[3]);
+        return set_err(err, errlen, "inputs[0].shape: model %ld takes [N, %d, %d, %d] (NCHW), got "
+                       "[%ld, %ld, %ld, %ld]", want->model_id, want->c, want->h, want->w,
+                       dims[0], dims[1], dims[2], dims[3]);
     if (dims[0] > want->max_batch)
-        return fail(err, errlen, "inputs[0].shape[0]: at most %d images per request, got %ld",
-                    want->max_batch, dims[0]);
+        return set_err(err, errlen, "inputs[0].shape[0]: at most %d images per request, got %ld",
+                       want->max_batch, dims[0]);
     if (!cJSON_IsString(dtype) || (strcmp(dtype->valuestring, "FP32") != 0 &&
                                    strcmp(dtype->valuestring, "UINT8") != 0))
-        return fail(err, errlen, "inputs[0].datatype: must be FP32 (normalised) or UINT8 "
-                    "(pixels)");
+        return set_err(err, errlen, "inputs[0].datatype: must be FP32 (normalised) or UINT8 "
+                       "(pixels)");
     *n = (int)dims[0];
     *uint8 = strcmp(dtype->valuestring, "UINT8") == 0;
     return 0;
@@ -158,8 +141,8 @@ int kserve_parse_infer(kserve_req *out, const char *body, size_t len, const kser
     if (len > 0)
         doc = json_parse_strict(body, len, NULL);
     if (!cJSON_IsObject(doc)) {
-        fail(err, errlen, "the request must be a JSON object {\"inputs\": [...]}%s",
-             doc == NULL ? " (the body is not valid JSON)" : "");
+        set_err(err, errlen, "the request must be a JSON object {\"inputs\": [...]}%s",
+                doc == NULL ? " (the body is not valid JSON)" : "");
         goto fail;
     }
     if (check_top(doc, err, errlen) != 0)
@@ -169,8 +152,8 @@ int kserve_parse_infer(kserve_req *out, const char *body, size_t len, const kser
         goto fail;
     data = cJSON_GetObjectItemCaseSensitive(inputs->child, "data");
     if (!cJSON_IsArray(data)) {
-        fail(err, errlen, "inputs[0].data: must be an array of numbers (row-major, flat or "
-             "nested)");
+        set_err(err, errlen, "inputs[0].data: must be an array of numbers (row-major, flat or "
+                "nested)");
         goto fail;
     }
     f.cap = (size_t)n * (size_t)want->c * (size_t)want->h * (size_t)want->w;
@@ -179,8 +162,8 @@ int kserve_parse_infer(kserve_req *out, const char *body, size_t len, const kser
     if (flatten(&f, data, 0) != 0)
         goto fail;
     if (f.n != f.cap) {
-        fail(err, errlen, "inputs[0].data: %zu values, the shape [%d, %d, %d, %d] needs %zu",
-             f.n, n, want->c, want->h, want->w, f.cap);
+        set_err(err, errlen, "inputs[0].data: %zu values, the shape [%d, %d, %d, %d] needs %zu",
+                f.n, n, want->c, want->h, want->w, f.cap);
         goto fail;
     }
     id = cJSON_GetObjectItemCaseSensitive(doc, "id");

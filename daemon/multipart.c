@@ -5,24 +5,11 @@
  * body's bytes, so a hostile body costs O(len * boundary) time at most. */
 #include "multipart.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err != NULL && errlen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#include "util.h"
 
 /* The first occurrence of needle (nlen >= 1) in [hay, hay + hlen), or NULL.
  * memmem is a GNU extension; this is the plain loop. */
@@ -167,25 +154,25 @@ int mp_boundary(const char *content_type, char *out, size_t outlen, char *err, s
     size_t n;
 
     if (content_type == NULL || out == NULL || outlen < MP_BOUNDARY_MAX + 1)
-        return fail(err, errlen, "multipart: no Content-Type");
+        return set_err(err, errlen, "multipart: no Content-Type");
     end = content_type + strlen(content_type);
     p = skip_ws(content_type, end);
     if ((size_t)(end - p) < sizeof type - 1 || strncasecmp(p, type, sizeof type - 1) != 0)
-        return fail(err, errlen, "multipart: Content-Type is not multipart/form-data");
+        return set_err(err, errlen, "multipart: Content-Type is not multipart/form-data");
     p += sizeof type - 1;
     if (p < end && *p != ';' && *p != ' ' && *p != '\t')
-        return fail(err, errlen, "multipart: Content-Type is not multipart/form-data");
+        return set_err(err, errlen, "multipart: Content-Type is not multipart/form-data");
     if (each_param(p, end, on_type_param, &b) != 0)
-        return fail(err, errlen, "multipart: malformed Content-Type parameters");
+        return set_err(err, errlen, "multipart: malformed Content-Type parameters");
     if (!b.found)
-        return fail(err, errlen, "multipart: Content-Type has no boundary");
+        return set_err(err, errlen, "multipart: Content-Type has no boundary");
     n = strlen(out);
     if (n < 1 || n > MP_BOUNDARY_MAX || out[n - 1] == ' ')
-        return fail(err, errlen, "multipart: the boundary must be 1..70 characters");
+        return set_err(err, errlen, "multipart: the boundary must be 1..70 characters");
     for (size_t i = 0; i < n; i++)
         if (!bchar((unsigned char)out[i]))
-            return fail(err, errlen, "multipart: the boundary has a character RFC 2046 "
-                        "does not allow");
+            return set_err(err, errlen, "multipart: the boundary has a character RFC 2046 "
+                           "does not allow");
     return 0;
 }
 
@@ -223,35 +210,35 @@ static int header_line(mp_part *part, int *has_disp, const char *p, const char *
     size_t nlen;
 
     if (p < end && (*p == ' ' || *p == '\t'))
-        return fail(err, errlen, "multipart: folded header lines are not supported");
+        return set_err(err, errlen, "multipart: folded header lines are not supported");
     if (colon == NULL || colon == p)
-        return fail(err, errlen, "multipart: malformed part header");
+        return set_err(err, errlen, "multipart: malformed part header");
     nlen = (size_t)(colon - p);
     for (const char *q = p; q < colon; q++)
         if (!tchar((unsigned char)*q))
-            return fail(err, errlen, "multipart: malformed part header name");
+            return set_err(err, errlen, "multipart: malformed part header name");
     v = skip_ws(colon + 1, end);
     while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
     for (const char *q = v; q < end; q++)
         if ((unsigned char)*q < 0x20 && *q != '\t')
-            return fail(err, errlen, "multipart: control character in a part header");
+            return set_err(err, errlen, "multipart: control character in a part header");
     if (nlen == 19 && strncasecmp(p, "Content-Disposition", 19) == 0) {
         static const char fd[] = "form-data";
         disp_ctx d = { .part = part };
         if (*has_disp)
-            return fail(err, errlen, "multipart: two Content-Disposition headers in a part");
+            return set_err(err, errlen, "multipart: two Content-Disposition headers in a part");
         *has_disp = 1;
         if ((size_t)(end - v) < sizeof fd - 1 || strncasecmp(v, fd, sizeof fd - 1) != 0 ||
             (v + sizeof fd - 1 < end && v[sizeof fd - 1] != ';' && v[sizeof fd - 1] != ' '))
-            return fail(err, errlen, "multipart: Content-Disposition is not form-data");
+            return set_err(err, errlen, "multipart: Content-Disposition is not form-data");
         if (each_param(v + sizeof fd - 1, end, on_disp_param, &d) != 0)
-            return fail(err, errlen, "multipart: malformed or over-long Content-Disposition "
-                        "parameters");
+            return set_err(err, errlen, "multipart: malformed or over-long Content-Disposition "
+                           "parameters");
     } else if (nlen == 12 && strncasecmp(p, "Content-Type", 12) == 0) {
         size_t n = (size_t)(end - v);
         if (n >= sizeof part->content_type)
-            return fail(err, errlen, "multipart: a part's Content-Type is too long");
+            return set_err(err, errlen, "multipart: a part's Content-Type is too long");
         memcpy(part->content_type, v, n);
         part->content_type[n] = '\0';
     } else if (nlen == 25 && strncasecmp(p, "Content-Transfer-Encoding", 25) == 0) {
@@ -259,8 +246,8 @@ static int header_line(mp_part *part, int *has_disp, const char *p, const char *
         if (!((n == 6 && strncasecmp(v, "binary", 6) == 0) ||
               (n == 4 && strncasecmp(v, "8bit", 4) == 0) ||
               (n == 4 && strncasecmp(v, "7bit", 4) == 0)))
-            return fail(err, errlen, "multipart: Content-Transfer-Encoding %.*s is not "
-                        "supported", (int)(n > 32 ? 32 : n), v);
+            return set_err(err, errlen, "multipart: Content-Transfer-Encoding %.*s is not "
+                           "supported", (int)(n > 32 ? 32 : n), v);
     }
     return 0;
 }
@@ -281,7 +268,7 @@ int mp_parse(const char *content_type, const uint8_t *body, size_t len, mp_part 
         *nparts = 0;
     if ((body == NULL && len > 0) || parts == NULL || nparts == NULL || max < 1 ||
         max > MP_MAX_PARTS)
-        return fail(err, errlen, "multipart: bad arguments");
+        return set_err(err, errlen, "multipart: bad arguments");
     if (mp_boundary(content_type, boundary, sizeof boundary, err, errlen) != 0)
         return -1;
     blen = strlen(boundary);
@@ -292,7 +279,7 @@ int mp_parse(const char *content_type, const uint8_t *body, size_t len, mp_part 
 
     /* The first delimiter, without the CRLF before it. */
     if (len < dlen - 2 || memcmp(body, delim + 2, dlen - 2) != 0)
-        return fail(err, errlen, "multipart: the body does not start with the boundary");
+        return set_err(err, errlen, "multipart: the body does not start with the boundary");
     p = body + dlen - 2;
     for (;;) {
         mp_part *part;
@@ -305,10 +292,10 @@ int mp_parse(const char *content_type, const uint8_t *body, size_t len, mp_part 
         while (p < end && (*p == ' ' || *p == '\t'))
             p++;
         if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
-            return fail(err, errlen, "multipart: malformed delimiter line");
+            return set_err(err, errlen, "multipart: malformed delimiter line");
         p += 2;
         if (n == max)
-            return fail(err, errlen, "multipart: more than %d parts", max);
+            return set_err(err, errlen, "multipart: more than %d parts", max);
         part = &parts[n];
         memset(part, 0, sizeof *part);
 
@@ -319,9 +306,9 @@ int mp_parse(const char *content_type, const uint8_t *body, size_t len, mp_part 
                     (const uint8_t *)"\r\n\r\n", 4);
         if (hend == NULL) {
             if (end - p >= 2 && p[0] == '\r' && p[1] == '\n')
-                return fail(err, errlen, "multipart: part %d has no headers", n + 1);
-            return fail(err, errlen, "multipart: part %d's headers are truncated or longer "
-                        "than %d bytes", n + 1, MP_MAX_HEADER_BYTES);
+                return set_err(err, errlen, "multipart: part %d has no headers", n + 1);
+            return set_err(err, errlen, "multipart: part %d's headers are truncated or longer "
+                           "than %d bytes", n + 1, MP_MAX_HEADER_BYTES);
         }
         for (line = p; line < hend + 2;) {
             const uint8_t *eol = find(line, (size_t)(hend + 2 - line),
@@ -329,21 +316,21 @@ int mp_parse(const char *content_type, const uint8_t *body, size_t len, mp_part 
             if (eol == NULL)
                 break;   /* cannot happen: hend + 2 ends in CRLF */
             if (memchr(line, '\0', (size_t)(eol - line)) != NULL)
-                return fail(err, errlen, "multipart: NUL in a part header");
+                return set_err(err, errlen, "multipart: NUL in a part header");
             if (header_line(part, &has_disp, (const char *)line, (const char *)eol, err,
                             errlen) != 0)
                 return -1;
             line = eol + 2;
         }
         if (!has_disp)
-            return fail(err, errlen, "multipart: part %d has no Content-Disposition", n + 1);
+            return set_err(err, errlen, "multipart: part %d has no Content-Disposition", n + 1);
         p = hend + 4;
 
         /* Data: up to CRLF "--" boundary. */
         data_end = find(p, (size_t)(end - p), delim, dlen);
         if (data_end == NULL)
-            return fail(err, errlen, "multipart: the body ends inside part %d (no closing "
-                        "boundary)", n + 1);
+            return set_err(err, errlen, "multipart: the body ends inside part %d (no closing "
+                           "boundary)", n + 1);
         part->data = p;
         part->len = (size_t)(data_end - p);
         n++;
@@ -351,6 +338,6 @@ int mp_parse(const char *content_type, const uint8_t *body, size_t len, mp_part 
     }
     *nparts = n;
     if (n == 0)
-        return fail(err, errlen, "multipart: the form has no parts");
+        return set_err(err, errlen, "multipart: the form has no parts");
     return 0;
 }

@@ -8,29 +8,16 @@
 
 #include <math.h>
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <png.h>
 
+#include "util.h"
+
 /* Bumped whenever the drawing changes, so cached pictures are not reused. */
 #define FILTERS_DRAWING_VERSION "filters-v1"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- encoding ---- */
 
@@ -107,11 +94,11 @@ static int encode(uint8_t **out, size_t *out_len, const uint8_t *px, int w, int 
     int rc = -1;
 
     if (out == NULL || out_len == NULL)
-        return fail(err, errlen, "png: no output");
+        return set_err(err, errlen, "png: no output");
     *out = NULL;
     *out_len = 0;
     if (px == NULL || w < 1 || h < 1 || w > FILTERS_MAX_SIDE || h > FILTERS_MAX_SIDE)
-        return fail(err, errlen, "png: bad image %dx%d", w, h);
+        return set_err(err, errlen, "png: bad image %dx%d", w, h);
     memset(&j, 0, sizeof j);
     j.px = px;
     j.w = w;
@@ -121,11 +108,11 @@ static int encode(uint8_t **out, size_t *out_len, const uint8_t *px, int w, int 
     if (j.png != NULL)
         j.info = png_create_info_struct(j.png);
     if (j.png == NULL || j.info == NULL) {
-        fail(err, errlen, "png: out of memory creating the encoder");
+        set_err(err, errlen, "png: out of memory creating the encoder");
         goto done;
     }
     if (enc_run(&j) != 0) {
-        fail(err, errlen, "png: encode failed: %s", j.msg);
+        set_err(err, errlen, "png: encode failed: %s", j.msg);
         goto done;
     }
     *out = j.buf;
@@ -245,21 +232,22 @@ int filters_png(uint8_t **out, size_t *out_len, filters_grid *grid, const float 
     int rc = -1;
 
     if (out == NULL || out_len == NULL)
-        return fail(err, errlen, "filters: no output");
+        return set_err(err, errlen, "filters: no output");
     *out = NULL;
     *out_len = 0;
     if (weight == NULL)
-        return fail(err, errlen, "filters: no weights");
+        return set_err(err, errlen, "filters: no weights");
     if (filters_layout(&g, K, C, R, S) != 0)
-        return fail(err, errlen, "filters: cannot draw %d filters of %dx%dx%d (limits: %d filters, "
-                    "%d channels, %d px kernels, %d px picture)", K, C, R, S, FILTERS_MAX_K,
-                    FILTERS_MAX_C, FILTERS_MAX_RS, FILTERS_MAX_SIDE);
+        return set_err(err, errlen,
+                       "filters: cannot draw %d filters of %dx%dx%d (limits: %d filters, "
+                       "%d channels, %d px kernels, %d px picture)", K, C, R, S, FILTERS_MAX_K,
+                       FILTERS_MAX_C, FILTERS_MAX_RS, FILTERS_MAX_SIDE);
     npx = (size_t)g.width * (size_t)g.height * (size_t)g.channels;
     fsize = (size_t)C * (size_t)R * (size_t)S;
     px = malloc(npx);
     vals = malloc((size_t)g.channels * (size_t)R * (size_t)S * sizeof *vals);
     if (px == NULL || vals == NULL) {
-        fail(err, errlen, "filters: out of memory");
+        set_err(err, errlen, "filters: out of memory");
         goto done;
     }
     memset(px, FILTERS_GUTTER_VALUE, npx);

@@ -52,6 +52,18 @@ char *xstrdup(const char *s)
     return p;
 }
 
+int set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
 /* ---- string buffer ---- */
 
 static void sb_reserve(strbuf *b, size_t extra)

@@ -18,6 +18,12 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t size);
 char *xstrdup(const char *s);
 
+/* Writes the printf-formatted message to err (errlen bytes; err may be
+ * NULL) and returns -1: the error return of the pure parsers (kserve,
+ * multipart, PNG encoding and data-set folders). */
+int set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---- string buffer ---- */
 
 /* A NUL-terminated string that grows as text is appended. Zero-initialise
