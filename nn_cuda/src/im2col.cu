@@ -76,6 +76,19 @@ __global__ void col2im_kernel(nn_real *dx, const nn_real *col, geom g,
     }
 }
 
+/* dw (E) += part_0 + part_1 + ... + part_{nb-1}, each part E long: the
+ * per-image weight gradients of one strided-batch GEMM, added in image
+ * order as the CPU's per-image GEMMs add them. total = E. */
+__global__ void sum_images_kernel(nn_real *dw, const nn_real *part, int nb, size_t total)
+{
+    GRID_STRIDE_LOOP(i, total) {
+        nn_real acc = dw[i];
+        for (int j = 0; j < nb; j++)
+            acc += part[(size_t)j * total + i];
+        dw[i] = acc;
+    }
+}
+
 /* ---- launchers -------------------------------------------------------- */
 
 static nn_status im2col(nn_cuda_ctx *ctx, nn_real *col, const nn_real *x,
@@ -101,13 +114,13 @@ static nn_status col2im(nn_cuda_ctx *ctx, nn_real *dx, const nn_real *col,
     return NN_OK;
 }
 
-/* Images per im2col launch: as many as the workspace holds (>= 1, the
- * caller checked ws_elems >= one image's need). */
-static int images_per_chunk(const geom *g, size_t ws_elems)
+/* Images per im2col launch: as many as the workspace holds at `need`
+ * elements each, at least 1 (the caller checked ws_elems >= one image's
+ * columns, all a single image needs). */
+static int images_per_chunk(const geom *g, size_t need, size_t ws_elems)
 {
-    const size_t need = (size_t)g->C * g->R * g->S * g->P * g->Q;
     const size_t nb = ws_elems / need;
-    return nb >= (size_t)g->N ? g->N : (int)nb;
+    return nb >= (size_t)g->N ? g->N : nb < 1 ? 1 : (int)nb;
 }
 
 extern "C" nn_status nn_cuda_conv2d_forward(nn_cuda_ctx *ctx, nn_real *out,
@@ -117,7 +130,7 @@ extern "C" nn_status nn_cuda_conv2d_forward(nn_cuda_ctx *ctx, nn_real *out,
 {
     const int CRS = g->C * g->R * g->S, PQ = g->P * g->Q;
     const size_t chw = (size_t)g->C * g->H * g->W, kpq = (size_t)g->K * PQ;
-    const int nb = images_per_chunk(g, ws_elems);
+    const int nb = images_per_chunk(g, (size_t)CRS * PQ, ws_elems);
     /* Bias first, then the GEMMs add the convolution (beta = 1), as on the
      * CPU. */
     NN_CUDA_TRY(nn_cuda_bias_fill(ctx, out, bias, g->N, g->K, (size_t)PQ, err));
@@ -140,22 +153,35 @@ extern "C" nn_status nn_cuda_conv2d_backward(nn_cuda_ctx *ctx, nn_real *dinp,
 {
     const int CRS = g->C * g->R * g->S, PQ = g->P * g->Q;
     const size_t chw = (size_t)g->C * g->H * g->W, kpq = (size_t)g->K * PQ;
-    const size_t crspq = (size_t)CRS * PQ;
-    const int nb = images_per_chunk(g, ws_elems);
+    const size_t crspq = (size_t)CRS * PQ, kcrs = (size_t)g->K * CRS;
+    /* Each image of a chunk needs its columns and its own (K,CRS) weight
+     * gradient; a chunk of one adds straight into dw. */
+    const int nb = images_per_chunk(g, crspq + kcrs, ws_elems);
+    nn_real *part = ws + (size_t)nb * crspq;
     NN_CUDA_TRY(nn_cuda_bias_grad(ctx, dbias, dout, g->N, g->K, (size_t)PQ, err));
     for (int n0 = 0; n0 < g->N; n0 += nb) {
         const int cnt = g->N - n0 < nb ? g->N - n0 : nb;
         const nn_real *dy = dout + (size_t)n0 * kpq;
         NN_CUDA_TRY(im2col(ctx, ws, inp + (size_t)n0 * chw, g, cnt, err));
-        /* dw (K,CRS) += dy_j (K,PQ) @ col_j^T (PQ,CRS). One GEMM per image:
-         * the sum over images cannot be a strided batch, and a single GEMM
-         * over all images would need dout transposed to (K, N*PQ). */
-        for (int j = 0; j < cnt; j++)
-            NN_CUDA_TRY(nn_cuda_gemm(ctx, 0, 1, g->K, CRS, PQ, 1, dy + (size_t)j * kpq, PQ,
-                                     ws + (size_t)j * crspq, PQ, 1, dw, CRS, err));
+        /* dw (K,CRS) += sum over j of dy_j (K,PQ) @ col_j^T (PQ,CRS): one
+         * strided batch of per-image products, then one kernel adds them in
+         * image order. (A single GEMM over all images would need dout
+         * transposed to (K, cnt*PQ) and leaves cuBLAS a K x CRS output,
+         * too few tiles to fill the GPU without split-K.) */
+        if (cnt == 1) {
+            NN_CUDA_TRY(nn_cuda_gemm(ctx, 0, 1, g->K, CRS, PQ, 1, dy, PQ, ws, PQ, 1, dw, CRS,
+                                     err));
+        } else {
+            NN_CUDA_TRY(nn_cuda_gemm_strided(ctx, 0, 1, g->K, CRS, PQ, 1, dy, PQ,
+                                             (long long)kpq, ws, PQ, (long long)crspq, 0,
+                                             part, CRS, (long long)kcrs, cnt, err));
+            sum_images_kernel<<<grid_for(kcrs), NN_CUDA_BLOCK, 0, ctx->stream>>>(dw, part,
+                                                                                 cnt, kcrs);
+            NN_CUDA_CHECK_LAUNCH();
+        }
         if (dinp) {
             /* dcol_j (CRS,PQ) = w^T (CRS,K) @ dy_j (K,PQ), reusing the
-             * workspace (same stream: the dw GEMMs have read it by then). */
+             * columns (same stream: the dw GEMMs have read them by then). */
             NN_CUDA_TRY(nn_cuda_gemm_strided(ctx, 1, 0, CRS, PQ, g->K, 1, w, CRS, 0, dy, PQ,
                                              (long long)kpq, 0, ws, PQ, (long long)crspq,
                                              cnt, err));

@@ -537,7 +537,9 @@ static void test_l2(nn_backend *g)
     double sc = 0, sg = 0;
     REF(nn_l2_reg(&sc, grad.h, w.h, 1e-3, NULL));
     GPU(g, nn_backend_l2_reg(g, &sg, &grad.d, &w.d, 1e-3));
-    check_scalar("l2 sum of squares", sg, sc, 1e-10);
+    /* The CPU adds squares in nn_real partial sums of 64 (nn_l2_range), the
+     * GPU in double: in float the two differ by a few 1e-9 relative. */
+    check_scalar("l2 sum of squares", sg, sc, sizeof(nn_real) == 4 ? 1e-7 : 1e-12);
     check(g, "l2 grad", &grad, ELEM, RTOL);
     drop(g, &w);
     drop(g, &grad);
