@@ -640,6 +640,7 @@ typedef struct misc_ctx {
     nn_backend *b;
     nn_model *m;
     nn_tensor *scores, *dscores, *labels, *dact;
+    double v; /* where the loss and L2 sums land: it must outlive the call */
 } misc_ctx;
 
 enum { MISC_SOFTMAX, MISC_ZERO_GRADS, MISC_ZERO_DACT, MISC_L2, MISC_COUNT };
@@ -648,10 +649,9 @@ static nn_status misc_fn(void *ctx, int what, char *err)
 {
     misc_ctx *c = ctx;
     nn_status st = NN_OK;
-    double v;
     switch (what) {
     case MISC_SOFTMAX:
-        st = nn_backend_softmax_loss(c->b, &v, c->dscores, c->scores, c->labels);
+        st = nn_backend_softmax_loss(c->b, &c->v, c->dscores, c->scores, c->labels);
         break;
     case MISC_ZERO_GRADS:
         st = nn_backend_zero(c->b, nn_model_grads(c->m));
@@ -665,7 +665,7 @@ static nn_status misc_fn(void *ctx, int what, char *err)
             int kind;
             nn_tensor *p, *g;
             if (nn_model_tensor(c->m, i, NULL, &kind, &p, &g) == NN_OK && kind == 0)
-                st = nn_backend_l2_reg(c->b, &v, g, p, nn_model_reg(c->m));
+                st = nn_backend_l2_reg(c->b, &c->v, g, p, nn_model_reg(c->m));
         }
         break;
     }

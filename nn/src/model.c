@@ -483,7 +483,7 @@ nn_status nn_model_loss(nn_model *m, double *loss, const nn_tensor *x,
     NN_TRY(forward(m, x, 1, dropout_seed, err));
     layer *last = &m->layers[L - 1];
     nn_tensor dscores = act_view(m, &m->dact, last->s.out, last->act_off, N);
-    double data_loss;
+    double data_loss = 0, ss[MAX_TENSORS] = { 0 };
     BK(m, nn_backend_softmax_loss(m->b, &data_loss, &dscores, &m->scores, labels));
     for (int i = L - 1; i >= 0; i--) {
         layer *l = &m->layers[i];
@@ -501,16 +501,15 @@ nn_status nn_model_loss(nn_model *m, double *loss, const nn_tensor *x,
          * conv layer that saves the whole col2im pass). */
         BK(m, layer_backward(m, l, i > 0 ? &dinp : NULL, &dout, &inp, &out, N));
     }
+    for (int i = 0; m->spec.reg > 0 && i < m->nt; i++)
+        if (m->t[i].kind == 0)
+            BK(m, nn_backend_l2_reg(m->b, &ss[i], &m->t[i].grad, &m->t[i].param,
+                                    m->spec.reg));
+    /* The step's one wait for a device: the loss and the sums land here. */
+    BK(m, nn_backend_synchronize(m->b));
     double reg_loss = 0;
-    if (m->spec.reg > 0) {
-        for (int i = 0; i < m->nt; i++) {
-            if (m->t[i].kind != 0)
-                continue;
-            double ss;
-            BK(m, nn_backend_l2_reg(m->b, &ss, &m->t[i].grad, &m->t[i].param, m->spec.reg));
-            reg_loss += ss;
-        }
-    }
+    for (int i = 0; i < m->nt; i++)
+        reg_loss += ss[i];
     *loss = data_loss + m->spec.reg * reg_loss;
     return NN_OK;
 }

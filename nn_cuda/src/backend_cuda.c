@@ -48,13 +48,38 @@ static nn_status enter(const nn_cuda_ctx *c, char *err)
     return NN_OK;
 }
 
-nn_status nn_cuda_fetch_double(nn_cuda_ctx *c, double *out, const double *src, char *err)
+nn_status nn_cuda_defer(nn_cuda_ctx *c, double **slot, double *dst, int classes,
+                        char *err)
 {
-    NN_CUDA_CHECK(cudaMemcpyAsync(c->host, src, sizeof(double), cudaMemcpyDeviceToHost,
-                                  c->stream));
-    NN_CUDA_CHECK(cudaStreamSynchronize(c->stream));
-    *out = *c->host;
+    if (c->npending == NN_CUDA_SLOTS)
+        NN_CUDA_TRY(nn_cuda_settle(c, err));
+    *slot = c->red + NN_CUDA_RED_RESULT + c->npending;
+    c->pending[c->npending++] = (nn_cuda_pending){ dst, classes };
     return NN_OK;
+}
+
+nn_status nn_cuda_settle(nn_cuda_ctx *c, char *err)
+{
+    const int n = c->npending;
+    c->npending = 0;
+    if (n)
+        NN_CUDA_CHECK(cudaMemcpyAsync(c->host, c->red + NN_CUDA_RED_RESULT,
+                                      (size_t)n * sizeof(double), cudaMemcpyDeviceToHost,
+                                      c->stream));
+    NN_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    nn_status st = NN_OK;
+    for (int i = 0; i < n; i++) {
+        const double v = c->host[i];
+        const nn_cuda_pending *p = &c->pending[i];
+        if (p->classes > 0 && v < 0) {
+            if (st == NN_OK)
+                st = nn_cuda_fail(err, NN_ERR_ARG, "label of sample %.0f is outside 0..%d",
+                                  -v - 1, p->classes - 1);
+            continue;
+        }
+        *p->dst = v;
+    }
+    return st;
 }
 
 /* ---- devices ---------------------------------------------------------- */
@@ -109,6 +134,12 @@ static void cuda_free_ctx(void *vc)
     (void)cudaFree(c->red);
     if (c->host)
         (void)cudaFreeHost(c->host);
+    for (int i = 0; i < NN_CUDA_STAGES; i++) {
+        if (c->stage[i].buf)
+            (void)cudaFreeHost(c->stage[i].buf);
+        if (c->stage[i].done)
+            (void)cudaEventDestroy(c->stage[i].done);
+    }
     if (c->stream)
         (void)cudaStreamDestroy(c->stream);
     (void)cudaGetLastError();
@@ -149,7 +180,9 @@ static nn_status ctx_init(nn_cuda_ctx *c, char *err)
     if (c->ws_elems)
         NN_CUDA_CHECK(cudaMalloc((void **)&c->ws, c->ws_elems * sizeof(nn_real)));
     NN_CUDA_CHECK(cudaMalloc((void **)&c->red, NN_CUDA_RED_LEN * sizeof(double)));
-    NN_CUDA_CHECK(cudaMallocHost((void **)&c->host, sizeof(double)));
+    NN_CUDA_CHECK(cudaMallocHost((void **)&c->host, NN_CUDA_SLOTS * sizeof(double)));
+    for (int i = 0; i < NN_CUDA_STAGES; i++)
+        NN_CUDA_CHECK(cudaEventCreateWithFlags(&c->stage[i].done, cudaEventDisableTiming));
     return NN_OK;
 }
 
@@ -205,10 +238,34 @@ static nn_status cuda_copy_to_device(void *vc, nn_tensor *dst, const nn_tensor *
     if (dst->device != NN_DEVICE_CUDA)
         return FAIL(NN_ERR_ARG, "copy destination is not in CUDA device memory");
     NN_CUDA_TRY(enter(c, err));
-    NN_CUDA_CHECK(cudaMemcpyAsync(dst->data, src->data, src->size * sizeof(nn_real),
-                                  cudaMemcpyHostToDevice, c->stream));
-    /* The caller may reuse the host buffer as soon as we return. */
-    NN_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    /* The caller may reuse the host buffer as soon as we return: a small
+     * copy goes through the next staging buffer and returns at once (a
+     * training step's minibatch, no wait for the queued step before it); a
+     * large one waits for the device. */
+    const size_t bytes = src->size * sizeof(nn_real);
+    if (bytes > NN_CUDA_STAGE_MAX) {
+        NN_CUDA_CHECK(cudaMemcpyAsync(dst->data, src->data, bytes, cudaMemcpyHostToDevice,
+                                      c->stream));
+        NN_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+        return NN_OK;
+    }
+    nn_cuda_stage *st = &c->stage[c->next_stage];
+    c->next_stage = (c->next_stage + 1) % NN_CUDA_STAGES;
+    if (st->used) /* the copy that last read this buffer is done */
+        NN_CUDA_CHECK(cudaEventSynchronize(st->done));
+    if (st->bytes < bytes) {
+        (void)cudaFreeHost(st->buf);
+        st->buf = NULL;
+        st->bytes = 0;
+        const size_t want = bytes < ((size_t)64 << 10) ? (size_t)64 << 10 : bytes;
+        NN_CUDA_CHECK(cudaMallocHost(&st->buf, want));
+        st->bytes = want;
+    }
+    memcpy(st->buf, src->data, bytes);
+    NN_CUDA_CHECK(cudaMemcpyAsync(dst->data, st->buf, bytes, cudaMemcpyHostToDevice,
+                                  c->stream));
+    NN_CUDA_CHECK(cudaEventRecord(st->done, c->stream));
+    st->used = 1;
     return NN_OK;
 }
 
@@ -251,8 +308,7 @@ static nn_status cuda_synchronize(void *vc, char *err)
 {
     nn_cuda_ctx *c = vc;
     NN_CUDA_TRY(enter(c, err));
-    NN_CUDA_CHECK(cudaStreamSynchronize(c->stream));
-    return NN_OK;
+    return nn_cuda_settle(c, err);
 }
 
 /* ---- argument checks: tensor.c's rules, on the device ----------------- */

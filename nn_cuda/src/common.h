@@ -22,13 +22,36 @@ extern "C" {
 #include "nn/optim.h"
 
 /* Reductions that end on the host (loss, sum of squares) write per-block
- * partials into ctx->red and fold them in a fixed order on the device:
- * deterministic, and one small copy back. Layout of ctx->red (doubles):
- * [0, RED_PARTS) partials, [RED_PARTS, 2*RED_PARTS) a second set (softmax's
- * bad-label flags), [2*RED_PARTS] the result. */
+ * partials into ctx->red and fold them in a fixed order on the device into
+ * a result slot: deterministic, and no copy back until the caller
+ * synchronises (nn_cuda_defer). Layout of ctx->red (doubles): [0, RED_PARTS)
+ * partials, [RED_PARTS, 2*RED_PARTS) a second set (softmax's bad-label
+ * flags), then NN_CUDA_SLOTS result slots. */
 #define NN_CUDA_RED_PARTS 1024
+#define NN_CUDA_SLOTS 64
 #define NN_CUDA_RED_RESULT (2 * NN_CUDA_RED_PARTS)
-#define NN_CUDA_RED_LEN (2 * NN_CUDA_RED_PARTS + 1)
+#define NN_CUDA_RED_LEN (2 * NN_CUDA_RED_PARTS + NN_CUDA_SLOTS)
+
+/* Host copies go through pinned staging buffers, used in turn, so that a
+ * copy returns before the device has read it; larger copies than this wait
+ * for the device instead. */
+#define NN_CUDA_STAGES 2
+#define NN_CUDA_STAGE_MAX ((size_t)16 << 20)
+
+/* A result that lands in *dst when the stream is next synchronised; classes
+ * > 0 marks a softmax loss over that many classes, whose negative value
+ * -(n + 1) says sample n had a bad label. */
+typedef struct nn_cuda_pending {
+    double *dst;
+    int classes;
+} nn_cuda_pending;
+
+typedef struct nn_cuda_stage {
+    void *buf;               /* pinned host memory */
+    size_t bytes;
+    cudaEvent_t done;        /* recorded after the copy that reads buf */
+    int used;                /* done has been recorded */
+} nn_cuda_stage;
 
 /* Threads per block of the elementwise and reduction kernels: a multiple of
  * 32, which the block reductions (reduce.cuh) rely on. */
@@ -41,7 +64,11 @@ typedef struct nn_cuda_ctx {
     nn_real *ws;            /* conv workspace: im2col of several images */
     size_t ws_elems;
     double *red;            /* device, NN_CUDA_RED_LEN doubles */
-    double *host;           /* pinned host double: where results land */
+    double *host;           /* pinned, NN_CUDA_SLOTS doubles: results land here */
+    nn_cuda_pending pending[NN_CUDA_SLOTS]; /* slot i's destination */
+    int npending;
+    nn_cuda_stage stage[NN_CUDA_STAGES];
+    int next_stage;
 } nn_cuda_ctx;
 
 /* Writes the formatted message into err (NN_ERRLEN bytes; NULL: nothing)
@@ -92,10 +119,14 @@ const char *nn_cuda_base(const char *path);
  * inside the kernel surface at the next synchronising call. */
 #define NN_CUDA_CHECK_LAUNCH() NN_CUDA_CHECK(cudaGetLastError())
 
-/* Copies one double from device memory (the end of a reduction) to *out
- * through the pinned buffer and waits for it. */
-nn_status nn_cuda_fetch_double(nn_cuda_ctx *ctx, double *out, const double *src,
-                               char *err);
+/* A device slot for a reduction's result, to be copied to *dst (which must
+ * stay valid) by the next nn_cuda_settle(). classes as nn_cuda_pending.
+ * Settles first when every slot is taken. */
+nn_status nn_cuda_defer(nn_cuda_ctx *ctx, double **slot, double *dst, int classes,
+                        char *err);
+/* Waits for the stream, then delivers the deferred results: NN_ERR_ARG when
+ * a softmax loss saw a bad label (the other results are still delivered). */
+nn_status nn_cuda_settle(nn_cuda_ctx *ctx, char *err);
 
 /* ---- cublas.c: GEMM on row-major matrices ----------------------------- */
 
@@ -163,8 +194,9 @@ nn_status nn_cuda_bias_grad(nn_cuda_ctx *ctx, nn_real *dbias, const nn_real *dy,
 /* ---- loss.cu: softmax cross-entropy ----------------------------------- */
 
 /* scores (N,M), labels (N) as nn_real-coded class indices, dscores (N,M) or
- * NULL. Sets *loss on the host. NN_ERR_ARG when a label is not an integer in
- * 0..M-1 (dscores is then unspecified). */
+ * NULL. *loss is set on the host by the next nn_cuda_settle(), which fails
+ * with NN_ERR_ARG when a label is not an integer in 0..M-1 (dscores is then
+ * unspecified). */
 nn_status nn_cuda_softmax_loss(nn_cuda_ctx *ctx, double *loss, nn_real *dscores,
                                const nn_real *scores, const nn_real *labels,
                                int N, int M, char *err);
@@ -193,7 +225,8 @@ nn_status nn_cuda_batchnorm_backward(nn_cuda_ctx *ctx, nn_real *dinp,
 nn_status nn_cuda_optim_step(nn_cuda_ctx *ctx, nn_real *param, nn_real *state,
                              const nn_real *grad, size_t n,
                              const nn_optim_params *p, long t, char *err);
-/* grad += 2 reg param; *sumsq (host) = sum of param^2. */
+/* grad += 2 reg param; *sumsq (host) = sum of param^2, set by the next
+ * nn_cuda_settle(). */
 nn_status nn_cuda_l2_reg(nn_cuda_ctx *ctx, double *sumsq, nn_real *grad,
                          const nn_real *param, size_t n, double reg, char *err);
 

@@ -1,7 +1,8 @@
 /* loss.cu: softmax cross-entropy, the head of the backward pass. One block
  * per row (grid-stride over rows), arithmetic in double as on the CPU; the
- * mean loss is folded on the device in a fixed order and ONE double comes
- * back to the host. Not here: other losses. */
+ * mean loss is folded on the device in a fixed order into a result slot
+ * that reaches the host when the caller synchronises. Not here: other
+ * losses. */
 #include "reduce.cuh"
 
 /* ---- kernels ---------------------------------------------------------- */
@@ -77,18 +78,12 @@ extern "C" nn_status nn_cuda_softmax_loss(nn_cuda_ctx *ctx, double *loss,
     /* Short rows (10 classes) leave most of a 256-thread block idle; 128 is
      * a compromise that keeps wide rows (1000 classes) fast too. */
     const int threads = M <= 128 ? 32 : 128;
-    double *part = ctx->red, *bad = ctx->red + NN_CUDA_RED_PARTS;
-    double *result = ctx->red + NN_CUDA_RED_RESULT;
+    double *part = ctx->red, *bad = ctx->red + NN_CUDA_RED_PARTS, *result;
+    NN_CUDA_TRY(nn_cuda_defer(ctx, &result, loss, M, err));
     softmax_loss_kernel<<<blocks, threads, 0, ctx->stream>>>(part, bad, dscores, scores,
                                                              labels, N, M);
     NN_CUDA_CHECK_LAUNCH();
     softmax_finish_kernel<<<1, 32, 0, ctx->stream>>>(result, part, bad, blocks, N);
     NN_CUDA_CHECK_LAUNCH();
-    double r;
-    NN_CUDA_TRY(nn_cuda_fetch_double(ctx, &r, result, err));
-    if (r < 0)
-        return nn_cuda_fail(err, NN_ERR_ARG, "label of sample %.0f is outside 0..%d",
-                            -r - 1, M - 1);
-    *loss = r;
     return NN_OK;
 }

@@ -111,11 +111,12 @@ extern "C" nn_status nn_cuda_l2_reg(nn_cuda_ctx *ctx, double *sumsq, nn_real *gr
 {
     const unsigned g = grid_for(n);
     const int blocks = g < NN_CUDA_RED_PARTS ? (int)g : NN_CUDA_RED_PARTS;
-    double *result = ctx->red + NN_CUDA_RED_RESULT;
+    double *result;
+    NN_CUDA_TRY(nn_cuda_defer(ctx, &result, sumsq, 0, err));
     l2_reg_kernel<<<blocks, NN_CUDA_BLOCK, 0, ctx->stream>>>(ctx->red, grad, param, n,
                                                              (nn_real)(2 * reg));
     NN_CUDA_CHECK_LAUNCH();
     sum_parts_kernel<<<1, 32, 0, ctx->stream>>>(result, ctx->red, blocks);
     NN_CUDA_CHECK_LAUNCH();
-    return nn_cuda_fetch_double(ctx, sumsq, result, err);
+    return NN_OK;
 }

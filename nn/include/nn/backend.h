@@ -58,7 +58,9 @@ void nn_backend_release(nn_backend *b, nn_tensor *t);
  * (same size), in whichever direction their device tags say. */
 nn_status nn_tensor_copy(nn_backend *b, nn_tensor *dst, const nn_tensor *src);
 
-/* Waits until all work queued on b is done. */
+/* Waits until all work queued on b is done, and delivers the results of
+ * nn_backend_softmax_loss and nn_backend_l2_reg queued since the last
+ * call. */
 nn_status nn_backend_synchronize(nn_backend *b);
 
 /* ---- operations: the layers.h kernels on b's device --------------------
@@ -94,7 +96,11 @@ nn_status nn_backend_linear_backward(nn_backend *b, nn_tensor *dinp,
                                      const nn_tensor *weight);
 /* labels (N) on b's device holds class indices as nn_real (exact below
  * 2^24), so labels travel as tensors like everything else. *loss is on
- * the host (the one value per step a backend hands back). */
+ * the host, and like *sumsq below it is written when the work is done: at
+ * once on the CPU, by the next nn_backend_synchronize() on a device, so a
+ * training step waits for the device once. Keep it valid until then. A
+ * label outside 0..M-1 is NN_ERR_ARG, from this call on the CPU and from
+ * that nn_backend_synchronize() on a device. */
 nn_status nn_backend_softmax_loss(nn_backend *b, double *loss,
                                   nn_tensor *dscores, const nn_tensor *scores,
                                   const nn_tensor *labels);
@@ -117,7 +123,7 @@ nn_status nn_backend_dropout_backward(nn_backend *b, nn_tensor *dinp,
 nn_status nn_backend_optim_step(nn_backend *b, nn_tensor *param, nn_tensor *state,
                                 const nn_tensor *grad, const nn_optim_params *p,
                                 long t);
-/* *sumsq is on the host. */
+/* *sumsq is on the host, written as softmax_loss's *loss is. */
 nn_status nn_backend_l2_reg(nn_backend *b, double *sumsq, nn_tensor *grad,
                             const nn_tensor *param, double reg);
 
