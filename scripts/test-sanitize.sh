@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-CC=clang cmake -S . -B build-asan -DCONVNET_CUDA=OFF -DCONVNET_WERROR=ON \
+CC=clang CXX=clang++ cmake -S . -B build-asan -DCONVNET_CUDA=OFF -DCONVNET_WERROR=ON \
   -DCONVNET_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build-asan -j2
 ctest --test-dir build-asan --output-on-failure -j2
