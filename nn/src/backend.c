@@ -56,6 +56,7 @@ int nn_backend_supports(const nn_backend *b, nn_op op)
     case NN_OP_DROPOUT_BWD: return o->dropout_bwd != NULL;
     case NN_OP_OPTIM_STEP: return o->optim_step != NULL;
     case NN_OP_L2_REG: return o->l2_reg != NULL;
+    case NN_OP_GATHER: return o->gather != NULL;
     case NN_OP_COUNT: break;
     }
     return 0;
@@ -216,6 +217,13 @@ nn_status nn_backend_l2_reg(nn_backend *b, double *sumsq, nn_tensor *grad,
                             const nn_tensor *param, double reg)
 {
     DISPATCH(b, l2_reg, sumsq, grad, param, reg);
+}
+
+nn_status nn_backend_gather(nn_backend *b, nn_tensor *x, nn_tensor *y,
+                            const nn_tensor *images, const nn_tensor *labels,
+                            const nn_tensor *plan)
+{
+    DISPATCH(b, gather, x, y, images, labels, plan);
 }
 
 nn_status nn_backend_zero(nn_backend *b, nn_tensor *t) { DISPATCH(b, zero, t); }

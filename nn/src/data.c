@@ -227,6 +227,18 @@ static void plane_augmented(nn_real *out, const uint8_t *src, const nn_real *lut
     }
 }
 
+void nn_augment_draw(const nn_augment *aug, nn_rng *rng, int *dy, int *dx, int *flip)
+{
+    const int pad = aug ? aug->crop_pad : 0;
+    *dy = *dx = *flip = 0;
+    if (pad > 0) {
+        *dy = (int)nn_rng_below(rng, 2u * (uint32_t)pad + 1) - pad;
+        *dx = (int)nn_rng_below(rng, 2u * (uint32_t)pad + 1) - pad;
+    }
+    if (aug && aug->hflip)
+        *flip = (int)nn_rng_below(rng, 2);
+}
+
 nn_status nn_dataset_gather(nn_real *x, nn_real *labels, const nn_split *s,
                             const int *idx, int n, const float *mean,
                             const nn_augment *aug, nn_rng *rng, char *err)
@@ -276,12 +288,7 @@ nn_status nn_dataset_gather(nn_real *x, nn_real *labels, const nn_split *s,
                            d->num_classes);
         if (labels)
             labels[j] = (nn_real)d->labels[i];
-        if (pad) {
-            dy = (int)nn_rng_below(rng, 2u * (uint32_t)pad + 1) - pad;
-            dx = (int)nn_rng_below(rng, 2u * (uint32_t)pad + 1) - pad;
-        }
-        if (hflip)
-            flip = (int)nn_rng_below(rng, 2);
+        nn_augment_draw(aug, rng, &dy, &dx, &flip);
         for (int ch = 0; ch < c; ch++) {
             const uint8_t *sp = src + (size_t)ch * plane;
             nn_real *dp = dst + (size_t)ch * plane;

@@ -38,6 +38,16 @@ struct nn_solver {
     nn_tensor x_host, y_host;     /* one batch on the host */
     nn_tensor x_dev, y_dev;       /* the same on the device (== host on the CPU) */
     int dev_owned;
+    /* A device backend keeps the training and validation images on the
+     * device when they fit: normalised and uploaded once, then each batch
+     * is gathered there from a plan of (index, dy, dx, flip) per sample,
+     * drawn as nn_dataset_gather draws. x.data NULL: that split streams
+     * from the host instead. */
+    struct resident {
+        const nn_split *split;
+        nn_tensor x, y;
+    } res[2];
+    nn_tensor plan_host, plan_dev; /* (max_batch, 4) */
     nn_tensor state;              /* optimizer state, slots x params */
     nn_tensor best_params, best_buffers;
     double loss, train_acc, val_acc, best_val_acc;
@@ -237,6 +247,61 @@ static nn_status dev_alloc(nn_solver *s, nn_tensor *t, size_t n, char *err)
     return NN_OK;
 }
 
+/* The most a split may take on the device (more streams from the host). */
+#define RESIDENT_MAX_BYTES ((size_t)4 << 30)
+
+/* Uploads split's images, normalised, and labels for nn_backend_gather, a
+ * batch at a time through the host batch buffers. Leaves r->x.data NULL
+ * (streaming) when the backend has no gather, the split is empty or too
+ * big, or the device is out of memory. */
+static nn_status make_resident(nn_solver *s, struct resident *r, const nn_split *split,
+                               char *err)
+{
+    const nn_model_config *mc = nn_model_cfg(s->m);
+    const size_t img = (size_t)mc->channels * mc->height * mc->width;
+    r->split = split;
+    if (split->count < 1 || !nn_backend_supports(s->b, NN_OP_GATHER) ||
+        (size_t)split->count * img * sizeof(nn_real) > RESIDENT_MAX_BYTES)
+        return NN_OK;
+    nn_status st;
+    if (!s->plan_dev.data) {
+        s->plan_host = nn_tensor_2d(malloc(sizeof(nn_real) * 4 * (size_t)mc->max_batch),
+                                    mc->max_batch, 4);
+        if (!s->plan_host.data)
+            return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+        s->plan_dev = s->plan_host;
+        s->plan_dev.data = NULL;
+        if ((st = nn_backend_alloc(s->b, &s->plan_dev)))
+            return nn_fail(err, st, "%s", nn_backend_errmsg(s->b));
+    }
+    r->x = nn_tensor_4d(NULL, split->count, mc->channels, mc->height, mc->width);
+    r->y = nn_tensor_1d(NULL, split->count);
+    st = nn_backend_alloc(s->b, &r->x);
+    if (st == NN_OK)
+        st = nn_backend_alloc(s->b, &r->y);
+    if (st != NN_OK) {
+        nn_backend_release(s->b, &r->x);
+        nn_backend_release(s->b, &r->y);
+        r->x.data = r->y.data = NULL;
+        return st == NN_ERR_NOMEM ? NN_OK : nn_fail(err, st, "%s", nn_backend_errmsg(s->b));
+    }
+    for (int i0 = 0; i0 < split->count; i0 += mc->max_batch) {
+        const int n = split->count - i0 < mc->max_batch ? split->count - i0 : mc->max_batch;
+        for (int j = 0; j < n; j++)
+            s->eval_idx[j] = i0 + j;
+        NN_TRY(nn_dataset_gather(s->x_host.data, s->y_host.data, split, s->eval_idx, n,
+                                 s->mean, NULL, NULL, err));
+        nn_tensor xh = nn_tensor_4d(s->x_host.data, n, mc->channels, mc->height, mc->width);
+        nn_tensor yh = nn_tensor_1d(s->y_host.data, n), xd = xh, yd = yh;
+        xd.data = r->x.data + (size_t)i0 * img;
+        yd.data = r->y.data + i0;
+        xd.device = yd.device = r->x.device;
+        if ((st = nn_tensor_copy(s->b, &xd, &xh)) || (st = nn_tensor_copy(s->b, &yd, &yh)))
+            return nn_fail(err, st, "%s", nn_backend_errmsg(s->b));
+    }
+    return NN_OK;
+}
+
 nn_status nn_solver_create(nn_solver **out, nn_model *m, const nn_split *train,
                            const nn_split *val, const float *mean,
                            const nn_solver_config *cfg, char *err)
@@ -317,6 +382,9 @@ nn_status nn_solver_create(nn_solver **out, nn_model *m, const nn_split *train,
             goto fail;
         }
         s->dev_owned = 1;
+        if ((st = make_resident(s, &s->res[0], &s->train, err)) ||
+            (st = make_resident(s, &s->res[1], &s->val, err)))
+            goto fail;
     }
     const size_t P = nn_model_num_params(m);
     const size_t slots = (size_t)nn_optim_state_slots(cfg->optim.rule);
@@ -338,7 +406,13 @@ void nn_solver_free(nn_solver *s)
     if (s->dev_owned) {
         nn_backend_release(s->b, &s->x_dev);
         nn_backend_release(s->b, &s->y_dev);
+        nn_backend_release(s->b, &s->plan_dev);
+        for (int k = 0; k < 2; k++) {
+            nn_backend_release(s->b, &s->res[k].x);
+            nn_backend_release(s->b, &s->res[k].y);
+        }
     }
+    free(s->plan_host.data);
     nn_backend_release(s->b, &s->state);
     nn_backend_release(s->b, &s->best_params);
     nn_backend_release(s->b, &s->best_buffers);
@@ -359,10 +433,37 @@ void nn_solver_free(nn_solver *s)
             return nn_fail(err, _s, "%s", nn_backend_errmsg((s)->b));            \
     } while (0)
 
-/* Gathers n samples of split (indices idx) into the device batch. */
+/* Gathers n samples of split (indices idx) into the device batch, and
+ * their labels into y_host. */
 static nn_status load_batch(nn_solver *s, const nn_split *split, const int *idx, int n,
                             const nn_augment *aug, char *err)
 {
+    const struct resident *r = &s->res[split == &s->val];
+    if (r->split == split && r->x.data) {
+        nn_real *plan = s->plan_host.data;
+        for (int j = 0; j < n; j++) {
+            int dy, dx, flip;
+            if (idx[j] < 0 || idx[j] >= split->count)
+                return nn_fail(err, NN_ERR_ARG, "idx[%d] = %d outside the split's 0..%d",
+                               j, idx[j], split->count - 1);
+            nn_augment_draw(aug, &s->rng, &dy, &dx, &flip);
+            plan[4 * j] = (nn_real)idx[j];
+            plan[4 * j + 1] = (nn_real)dy;
+            plan[4 * j + 2] = (nn_real)dx;
+            plan[4 * j + 3] = (nn_real)flip;
+            s->y_host.data[j] = (nn_real)split->data->labels[split->begin + idx[j]];
+        }
+        const nn_model_config *mc = nn_model_cfg(s->m);
+        nn_tensor ph = nn_tensor_2d(plan, n, 4), pd = ph;
+        pd.data = s->plan_dev.data;
+        pd.device = s->plan_dev.device;
+        nn_tensor xd = nn_tensor_4d(s->x_dev.data, n, mc->channels, mc->height, mc->width);
+        nn_tensor yd = nn_tensor_1d(s->y_dev.data, n);
+        xd.device = yd.device = s->x_dev.device;
+        BK(s, nn_tensor_copy(s->b, &pd, &ph));
+        BK(s, nn_backend_gather(s->b, &xd, &yd, &r->x, &r->y, &pd));
+        return NN_OK;
+    }
     NN_TRY(nn_dataset_gather(s->x_host.data, s->y_host.data, split, idx, n, s->mean,
                              aug, &s->rng, err));
     if (s->dev_owned) {

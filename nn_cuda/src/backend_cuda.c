@@ -712,6 +712,25 @@ static nn_status cuda_l2_reg(void *vc, double *sumsq, nn_tensor *grad,
 
 /* ---- the backend ------------------------------------------------------ */
 
+/* ---- minibatch gather ---------------------------------------------------- */
+
+static nn_status cuda_gather(void *vc, nn_tensor *x, nn_tensor *y, const nn_tensor *images,
+                             const nn_tensor *labels, const nn_tensor *plan, char *err)
+{
+    nn_cuda_ctx *c = vc;
+    NN_CUDA_TRY(dcheck(images, "gather images", 4, (int[]){ 0, 0, 0, 0 }, err));
+    const int count = images->shape[0], C = images->shape[1], H = images->shape[2],
+              W = images->shape[3];
+    NN_CUDA_TRY(dcheck(labels, "gather labels", 1, (int[]){ count }, err));
+    NN_CUDA_TRY(dcheck(x, "gather x", 4, (int[]){ 0, C, H, W }, err));
+    const int n = x->shape[0];
+    NN_CUDA_TRY(dcheck(y, "gather y", 1, (int[]){ n }, err));
+    NN_CUDA_TRY(dcheck(plan, "gather plan", 2, (int[]){ n, 4 }, err));
+    NN_CUDA_TRY(enter(c, err));
+    return nn_cuda_gather(c, x->data, y->data, images->data, labels->data, plan->data, n,
+                          count, C, H, W, err);
+}
+
 static const nn_backend_ops cuda_ops = {
     .name = "cuda",
     .device = NN_DEVICE_CUDA,
@@ -738,6 +757,7 @@ static const nn_backend_ops cuda_ops = {
     .dropout_bwd = cuda_dropout_bwd,
     .optim_step = cuda_optim_step,
     .l2_reg = cuda_l2_reg,
+    .gather = cuda_gather,
 };
 
 nn_status nn_cuda_backend_create(int device, nn_backend **out, char *err)

@@ -230,6 +230,14 @@ nn_status nn_cuda_optim_step(nn_cuda_ctx *ctx, nn_real *param, nn_real *state,
 nn_status nn_cuda_l2_reg(nn_cuda_ctx *ctx, double *sumsq, nn_real *grad,
                          const nn_real *param, size_t n, double reg, char *err);
 
+/* ---- gather.cu --------------------------------------------------------- */
+
+/* nn_backend_gather on checked shapes: x (n,C,H,W), y (n), images
+ * (count,C,H,W), labels (count), plan (n,4). */
+nn_status nn_cuda_gather(nn_cuda_ctx *ctx, nn_real *x, nn_real *y, const nn_real *images,
+                         const nn_real *labels, const nn_real *plan, int n, int count,
+                         int C, int H, int W, char *err);
+
 #ifdef __cplusplus
 }
 #endif

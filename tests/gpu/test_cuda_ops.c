@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "nn/backend.h"
+#include "nn/data.h"
 #include "nn/rng.h"
 #include "nn_cuda/nn_cuda.h"
 
@@ -583,6 +584,89 @@ static void test_l2(nn_backend *g)
     drop(g, &dv);
 }
 
+/* nn_backend_gather from a split kept on the device against
+ * nn_dataset_gather on the host, with crop and flip drawn from the same
+ * rng state: the batches must be equal bit for bit. */
+static void test_gather(nn_backend *g)
+{
+    enum { TOTAL = 40, BEGIN = 5, COUNT = 30, C = 3, H = 9, W = 7, K = 4, N = 23 };
+    printf("\n== gather (%d of %d images %dx%dx%d, crop 2, flip)\n", N, COUNT, C, H, W);
+    char err[NN_ERRLEN];
+    nn_dataset *d = NULL;
+    if (nn_dataset_create(&d, TOTAL, C, H, W, K, err) != NN_OK)
+        die(err, NULL, NN_ERR_NOMEM);
+    for (size_t i = 0; i < (size_t)TOTAL * C * H * W; i++)
+        d->images[i] = (uint8_t)nn_rng_below(&rng, 256);
+    for (int i = 0; i < TOTAL; i++)
+        d->labels[i] = (uint16_t)nn_rng_below(&rng, K);
+    const nn_split split = { d, BEGIN, COUNT };
+    const float mean[C] = { 0.25f, 0.5f, 0.125f };
+    const nn_augment aug = { .crop_pad = 2, .hflip = 1 };
+    int all[COUNT], idx[N];
+    for (int i = 0; i < COUNT; i++)
+        all[i] = i;
+    for (int j = 0; j < N; j++)
+        idx[j] = (int)nn_rng_below(&rng, COUNT);
+
+    /* the split on the device, normalised, as the solver keeps it */
+    pair images = MAKE(g, 0, 0, COUNT, C, H, W), labels = MAKE(g, 0, 0, COUNT);
+    if (nn_dataset_gather(images.h->data, labels.h->data, &split, all, COUNT, mean, NULL,
+                          NULL, err) != NN_OK)
+        die(err, NULL, NN_ERR_ARG);
+    upload(g, &images);
+    upload(g, &labels);
+
+    /* the reference batch, and the plan from the same rng state */
+    pair x = MAKE(g, 0, 0, N, C, H, W), y = MAKE(g, 0, 0, N), plan = MAKE(g, 0, 0, N, 4);
+    nn_rng r1 = rng, r2 = rng;
+    if (nn_dataset_gather(x.h->data, y.h->data, &split, idx, N, mean, &aug, &r1, err) !=
+        NN_OK)
+        die(err, NULL, NN_ERR_ARG);
+    int shifted = 0, flipped = 0;
+    for (int j = 0; j < N; j++) {
+        int dy, dx, flip;
+        nn_augment_draw(&aug, &r2, &dy, &dx, &flip);
+        nn_real *p = plan.h->data + 4 * j;
+        p[0] = (nn_real)idx[j];
+        p[1] = (nn_real)dy;
+        p[2] = (nn_real)dx;
+        p[3] = (nn_real)flip;
+        shifted += dy != 0 || dx != 0;
+        flipped += flip;
+    }
+    printf("%d of %d images shifted, %d flipped\n", shifted, N, flipped);
+    upload(g, &plan);
+    GPU(g, nn_backend_gather(g, &x.d, &y.d, &images.d, &labels.d, &plan.d));
+    check(g, "gather x", &x, 0, 0);
+    check(g, "gather y", &y, 0, 0);
+
+    /* A plan index outside the split (count, or NaN) gives a zero image and
+     * the label -1. */
+    plan.h->data[4 * 3] = (nn_real)COUNT;
+    plan.h->data[4 * 7] = (nn_real)NAN;
+    upload(g, &plan);
+    GPU(g, nn_backend_gather(g, &x.d, &y.d, &images.d, &labels.d, &plan.d));
+    for (int j = 3; j <= 7; j += 4) {
+        memset(x.h->data + (size_t)j * C * H * W, 0, sizeof(nn_real) * C * H * W);
+        y.h->data[j] = -1;
+    }
+    check(g, "gather with two bad plan entries x", &x, 0, 0);
+    check(g, "gather with two bad plan entries y", &y, 0, 0);
+
+    pair bad = MAKE(g, 0, 0, N, 3);
+    expect(g, "gather with a (N,3) plan", nn_backend_gather(g, &x.d, &y.d, &images.d,
+                                                            &labels.d, &bad.d),
+           NN_ERR_SHAPE);
+    pair labels_short = MAKE(g, 0, 0, COUNT - 1);
+    expect(g, "gather with labels for COUNT - 1 images",
+           nn_backend_gather(g, &x.d, &y.d, &images.d, &labels_short.d, &plan.d),
+           NN_ERR_SHAPE);
+    pair *ps[] = { &images, &labels, &x, &y, &plan, &bad, &labels_short };
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++)
+        drop(g, ps[i]);
+    nn_dataset_free(d);
+}
+
 /* Memory ops and the argument checks of a few ops. */
 static void test_plumbing(nn_backend *g)
 {
@@ -721,6 +805,7 @@ int main(void)
     test_optim(gpu, NN_RMSPROP);
     test_optim(gpu, NN_ADAM);
     test_l2(gpu);
+    test_gather(gpu);
 
     nn_backend_free(gpu_1mb);
     nn_backend_free(gpu_nows);

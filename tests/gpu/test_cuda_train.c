@@ -1,9 +1,12 @@
 /* test_cuda_train.c: end to end on both backends: the report's three-layer
  * convnet trains 20 Adam steps on fixed synthetic data (seeded images whose
  * class shifts their brightness pattern) on the CPU and on CUDA from the
- * same initial weights; the loss must fall and the two loss curves must
- * agree step by step within 1e-3 relative (float, different summation
- * orders). Exits 77 without a CUDA device. */
+ * same initial weights, with random crops and flips; the loss must fall and
+ * the two loss curves must agree step by step within 1e-3 relative (float,
+ * different summation orders), and so must the validation accuracy after
+ * them. CUDA keeps both splits on the device and gathers batches there
+ * (nn_backend_gather), the CPU gathers on the host: the same batches only
+ * if both draw the augmentation alike. Exits 77 without a CUDA device. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +35,7 @@ static nn_dataset *synthetic(void)
     return d;
 }
 
-static int losses(nn_backend *b, const nn_dataset *d, double *out)
+static int losses(nn_backend *b, const nn_dataset *d, double *out, double *val_acc)
 {
     char err[NN_ERRLEN];
     nn_split tr, va;
@@ -46,11 +49,13 @@ static int losses(nn_backend *b, const nn_dataset *d, double *out)
     nn_solver_config sc = nn_solver_defaults();
     sc.optim.learning_rate = 2e-3;
     sc.num_epochs = 3; /* 9 steps an epoch */
+    sc.augment = (nn_augment){ .crop_pad = 2, .hflip = 1 };
     int ok = nn_model_create(&m, b, "{\"preset\":\"three_layer_convnet\",\"hidden_dim\":100,"
                              "\"weight_scale\":0.01,\"reg\":1e-3}", &mc, err) == NN_OK &&
              nn_solver_create(&s, m, &tr, &va, mean, &sc, err) == NN_OK;
     for (int i = 0; ok && i < STEPS; i++)
         ok = nn_solver_step(s, &out[i], err) == NN_OK;
+    ok = ok && nn_solver_accuracy(s, val_acc, &va, 0, err) == NN_OK;
     if (!ok)
         fprintf(stderr, "%s: %s\n", nn_backend_name(b), err);
     nn_solver_free(s);
@@ -71,8 +76,8 @@ int main(void)
         fprintf(stderr, "setup: %s\n", err);
         return 1;
     }
-    double a[STEPS], b[STEPS];
-    int fail = !losses(cpu, d, a) || !losses(gpu, d, b);
+    double a[STEPS], b[STEPS], acc_a = -1, acc_b = -1;
+    int fail = !losses(cpu, d, a, &acc_a) || !losses(gpu, d, b, &acc_b);
     double worst = 0;
     for (int i = 0; !fail && i < STEPS; i++) {
         double rel = fabs(a[i] - b[i]) / fmax(1e-12, fabs(a[i]));
@@ -81,6 +86,12 @@ int main(void)
     }
     if (!fail && worst > 1e-3) {
         printf("FAIL: CPU and CUDA losses differ by %.2e relative (> 1e-3)\n", worst);
+        fail = 1;
+    }
+    /* 64 validation images: one argmax may flip on a near tie */
+    printf("validation accuracy: cpu %.4f cuda %.4f\n", acc_a, acc_b);
+    if (!fail && !(fabs(acc_a - acc_b) <= 1.5 / 64)) {
+        printf("FAIL: validation accuracies differ by more than one image\n");
         fail = 1;
     }
     if (!fail && !(b[STEPS - 1] < b[0] - 0.1)) {

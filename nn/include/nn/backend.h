@@ -30,6 +30,7 @@ typedef enum nn_op {
     NN_OP_DROPOUT_BWD,
     NN_OP_OPTIM_STEP,
     NN_OP_L2_REG,
+    NN_OP_GATHER,
     NN_OP_COUNT
 } nn_op;
 
@@ -126,6 +127,19 @@ nn_status nn_backend_optim_step(nn_backend *b, nn_tensor *param, nn_tensor *stat
 /* *sumsq is on the host, written as softmax_loss's *loss is. */
 nn_status nn_backend_l2_reg(nn_backend *b, double *sumsq, nn_tensor *grad,
                             const nn_tensor *param, double reg);
+
+/* A minibatch from a data set kept on b's device, as nn_dataset_gather
+ * makes it from the host: for j < n, with i = plan[j][0] an index into the
+ * set, x[j] = images[i] shifted by dy = plan[j][1] rows and dx = plan[j][2]
+ * columns (x[j][c][y][x'] = images[i][c][y+dy][x'+dx], 0 outside the
+ * image), then mirrored left to right when plan[j][3] != 0; y[j] =
+ * labels[i]. images (count,C,H,W) already normalised, labels (count), plan
+ * (n,4) of small integers (nn_augment_draw's), x (n,C,H,W), y (n). An index
+ * outside 0..count-1 gives a zero image and the label -1, which the loss
+ * then reports. A device backend's op: the CPU gathers from the host. */
+nn_status nn_backend_gather(nn_backend *b, nn_tensor *x, nn_tensor *y,
+                            const nn_tensor *images, const nn_tensor *labels,
+                            const nn_tensor *plan);
 
 /* Sets every element of t (on b's device) to zero. Required of every
  * backend. */

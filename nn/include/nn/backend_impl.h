@@ -73,6 +73,8 @@ typedef struct nn_backend_ops {
                             long t, char *err);
     nn_status (*l2_reg)(void *ctx, double *sumsq, nn_tensor *grad,
                         const nn_tensor *param, double reg, char *err);
+    nn_status (*gather)(void *ctx, nn_tensor *x, nn_tensor *y, const nn_tensor *images,
+                        const nn_tensor *labels, const nn_tensor *plan, char *err);
 } nn_backend_ops;
 
 /* ---- shape rules shared by every backend --------------------------------

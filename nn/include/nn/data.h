@@ -159,4 +159,10 @@ nn_status nn_dataset_gather(nn_real *x, nn_real *labels, const nn_split *s,
                             const int *idx, int n, const float *mean,
                             const nn_augment *aug, nn_rng *rng, char *err);
 
+/* One sample's augmentation as nn_dataset_gather draws it from rng: the
+ * shift dy, dx (0 unless crop_pad > 0) and the mirror flip (0 unless
+ * hflip). aug NULL draws nothing. For gathering on a device
+ * (nn_backend_gather), where the same draws keep training identical. */
+void nn_augment_draw(const nn_augment *aug, nn_rng *rng, int *dy, int *dx, int *flip);
+
 #endif
