@@ -15,6 +15,12 @@
 
 #include <cjson/cJSON.h>
 
+/* The device the suite's training jobs ask for: "cpu" unless the build set
+ * CONVNET_TEST_DEVICE (tests/daemon/CMakeLists.txt), e.g. "cuda:0". */
+#ifndef TEST_DEVICE
+#define TEST_DEVICE "cpu"
+#endif
+
 typedef struct dproc {
     pid_t pid;
     unsigned port;

@@ -371,9 +371,9 @@ static void catalogue(long job)
     run("trailing garbage", "POST", "/v1/jobs", JSON_CT, "{} {}", 400, SHAPE_V1);
     /* A job the daemon would accept, then more: refused as a whole. */
     run("valid job, then garbage", "POST", "/v1/jobs", JSON_CT,
-        "{\"name\":\"tail\"," DS "," MODEL "," SOLVER ",\"device\":\"cpu\"} x", 400, SHAPE_V1);
+        "{\"name\":\"tail\"," DS "," MODEL "," SOLVER ",\"device\":\"" TEST_DEVICE "\"} x", 400, SHAPE_V1);
     run("valid job, then a second object", "POST", "/v1/jobs", JSON_CT,
-        "{\"name\":\"tail\"," DS "," MODEL "," SOLVER ",\"device\":\"cpu\"}\n{}", 400,
+        "{\"name\":\"tail\"," DS "," MODEL "," SOLVER ",\"device\":\"" TEST_DEVICE "\"}\n{}", 400,
         SHAPE_V1);
     run("JSON null", "POST", "/v1/jobs", JSON_CT, "null", 400, SHAPE_V1);
     run("JSON array", "POST", "/v1/jobs", JSON_CT, "[1,2,3]", 400, SHAPE_V1);
@@ -689,7 +689,7 @@ static void sql_names(const char *dbpath, const counts *before)
 
         snprintf(body, sizeof body,
                  "{\"name\":\"%s\"," DS "," MODEL ",\"solver\":{\"epochs\":1000,"
-                 "\"batch_size\":20},\"device\":\"cpu\"}", names[i]);
+                 "\"batch_size\":20},\"device\":\"" TEST_DEVICE "\"}", names[i]);
         id = tj_submit(port, body);
         printf("case %-44s %s (id %ld)\n", want[i], id > 0 ? "201 accepted" : "refused", id);
         if (id <= 0)
@@ -750,7 +750,7 @@ int main(int argc, char **argv)
     port = d.port;
 
     /* One finished job: a model to classify with, a stream and metrics. */
-    snprintf(body, sizeof body, "{\"name\":\"base\"," DS "," MODEL "," SOLVER ",\"device\":\"cpu\"}");
+    snprintf(body, sizeof body, "{\"name\":\"base\"," DS "," MODEL "," SOLVER ",\"device\":\"" TEST_DEVICE "\"}");
     job = tj_submit(port, body);
     CHECK(job == 1 && tj_wait_status(port, job, "succeeded", 60));
     /* A finished job's evaluation is written after it succeeds: wait for

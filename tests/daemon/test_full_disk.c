@@ -36,7 +36,7 @@ static const char job_spec[] =
     "{\"name\":\"big\",\"dataset\":{\"name\":\"synth\",\"val_fraction\":0.2,\"limit\":200},"
     "\"model\":{\"preset\":\"three_layer_convnet\",\"num_filters\":16,\"hidden_dim\":1024},"
     "\"solver\":{\"update_rule\":\"adam\",\"epochs\":1000,\"batch_size\":20},"
-    "\"device\":\"cpu\"}";
+    "\"device\":\"" TEST_DEVICE "\"}";
 
 static long long file_size(const char *path)
 {

@@ -22,7 +22,7 @@
 /* 480 training images, batch 32: 15 iterations an epoch. */
 static const char small_job[] =
     "{\"name\":\"small\"," DS "," MODEL ",\"solver\":{\"epochs\":2,\"batch_size\":32},"
-    "\"device\":\"cpu\"}";
+    "\"device\":\"" TEST_DEVICE "\"}";
 static const char long_job[] =
     "{\"name\":\"long\"," DS "," MODEL ",\"solver\":{\"epochs\":2000,\"batch_size\":32}}";
 static const char pausable_job[] =
@@ -122,7 +122,7 @@ static long test_success(const char *state)
         doc = cJSON_Parse(r.body);
         id = (long)tj_num(doc, "id");
         CHECK(strcmp(tj_str(doc, "status"), "queued") == 0);
-        CHECK(strcmp(tj_str(doc, "name"), "small") == 0 && strcmp(tj_str(doc, "device"), "cpu") == 0);
+        CHECK(strcmp(tj_str(doc, "name"), "small") == 0 && strcmp(tj_str(doc, "device"), TEST_DEVICE) == 0);
         CHECK(tj_num(doc, "progress.num_iterations") == 30);
         CHECK(cJSON_IsObject(tj_get(doc, "spec")));
         snprintf(path, sizeof path, "/v1/jobs/%ld", id);

@@ -38,7 +38,7 @@
 static const char spec[] =
     "{\"name\":\"auth\",\"dataset\":{\"name\":\"synth\",\"val_fraction\":0.2,\"limit\":100},"
     "\"model\":{\"preset\":\"three_layer_convnet\",\"num_filters\":2,\"hidden_dim\":8},"
-    "\"solver\":{\"epochs\":1,\"batch_size\":20},\"device\":\"cpu\"}";
+    "\"solver\":{\"epochs\":1,\"batch_size\":20},\"device\":\"" TEST_DEVICE "\"}";
 
 static void sleep_ms(int ms)
 {

@@ -48,14 +48,14 @@
 /* 480 training images, batch 32: 15 iterations an epoch. */
 static const char small_job[] =
     "{\"name\":\"small\"," DS "," MODEL ",\"solver\":{\"epochs\":2,\"batch_size\":32,"
-    "\"learning_rate\":0.01},\"device\":\"cpu\"}";
+    "\"learning_rate\":0.01},\"device\":\"" TEST_DEVICE "\"}";
 static const char long_job[] =
     "{\"name\":\"long\"," DS "," MODEL ",\"solver\":{\"epochs\":2000,\"batch_size\":32,"
-    "\"learning_rate\":0.01},\"device\":\"cpu\"}";
+    "\"learning_rate\":0.01},\"device\":\"" TEST_DEVICE "\"}";
 static const char folder_job[] =
     "{\"name\":\"folder\",\"dataset\":{\"name\":\"shapes\",\"val_fraction\":0.25},"
     "\"model\":{\"preset\":\"three_layer_convnet\",\"num_filters\":2,\"hidden_dim\":8},"
-    "\"solver\":{\"epochs\":1,\"batch_size\":8},\"device\":\"cpu\"}";
+    "\"solver\":{\"epochs\":1,\"batch_size\":8},\"device\":\"" TEST_DEVICE "\"}";
 
 static unsigned port;
 

@@ -189,7 +189,7 @@ int main(int argc, char **argv)
     CHECK(tj_request(d.port, "GET", "/v1/jobs", NULL, &doc) == 200);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "jobs")) == 0);
     cJSON_Delete(doc);
-    id = tj_submit(d.port, "{\"name\":\"ok\"," DS "," MODEL "," SOLVER ",\"device\":\"cpu\"}");
+    id = tj_submit(d.port, "{\"name\":\"ok\"," DS "," MODEL "," SOLVER ",\"device\":\"" TEST_DEVICE "\"}");
     CHECK(id >= 1);
     if (id >= 1)
         CHECK(tj_wait_status(d.port, id, "succeeded", 60));
