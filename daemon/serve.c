@@ -622,8 +622,7 @@ static int drain(serve *s, int device, nn_backend *b)
 {
     dev_q *dq = &s->dev[device];
     req *list[SERVE_QUEUE_MAX], *group[SERVE_QUEUE_MAX];
-    int n = 0, passes = 0;
-    unsigned long long images = 0, failures = 0;
+    int n = 0;
 
     pthread_mutex_lock(&s->mu);
     for (req *r = dq->head; r != NULL && n < SERVE_QUEUE_MAX; r = r->next) {
@@ -641,7 +640,8 @@ static int drain(serve *s, int device, nn_backend *b)
             req_fail(list[i], SERVE_UNAVAILABLE, "the device is unusable (see the log)");
     } else {
         /* Group by model, keeping arrival order within a model; answer each
-         * group as soon as it is done. */
+         * group as soon as it is done, counting it first so that a client
+         * that has its answer sees it in the metrics. */
         for (int i = 0; i < n; i++) {
             int g = 0;
             long id;
@@ -654,12 +654,14 @@ static int drain(serve *s, int device, nn_backend *b)
                     list[j] = NULL;
                 }
             }
-            passes += run_group(s, dq, b, group, g);
+            const int passes = run_group(s, dq, b, group, g);
             pthread_mutex_lock(&s->mu);
+            s->st.requests += (unsigned long long)g;
+            s->st.batches += (unsigned long long)passes;
             for (int j = 0; j < g; j++) {
                 req *r = group[j];
-                images += (unsigned long long)r->n;
-                failures += r->rc != SERVE_OK;
+                s->st.images += (unsigned long long)r->n;
+                s->st.failures += r->rc != SERVE_OK;
                 if (r->abandoned) {
                     req_free(r);
                 } else {
@@ -669,12 +671,6 @@ static int drain(serve *s, int device, nn_backend *b)
             }
             pthread_mutex_unlock(&s->mu);
         }
-        pthread_mutex_lock(&s->mu);
-        s->st.requests += (unsigned long long)n;
-        s->st.images += images;
-        s->st.batches += (unsigned long long)passes;
-        s->st.failures += failures;
-        pthread_mutex_unlock(&s->mu);
         return n;
     }
     pthread_mutex_lock(&s->mu);
