@@ -11,4 +11,7 @@ bash scripts/deps.sh
 cmake -S . -B build-emu -DCONVNET_CUDA=EMU -DCONVNET_TEST_DEVICE=cuda:0 \
   -DCONVNET_WERROR=ON -DCMAKE_BUILD_TYPE=Release
 cmake --build build-emu -j2
-ctest --test-dir build-emu -L 'cuda|daemon' --output-on-failure -j2
+# daemon_crash is left out: twenty kill -9s of an emulated GPU take minutes,
+# and what it checks (checkpoints survive a kill) does not depend on the
+# device; daemon_jobs pauses and resumes bit for bit on cuda:0 here.
+ctest --test-dir build-emu -L 'cuda|daemon' -E daemon_crash --output-on-failure -j2

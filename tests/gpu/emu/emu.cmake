@@ -2,7 +2,7 @@
 # sources as a static library `target` for the emulated device (see
 # CMakeLists.txt here): the .cu files with their launches rewritten
 # (rewrite.cmake) and compiled as C++ with emu.h, the .c files against the
-# emulated runtime headers, plus runtime.c and queue.cpp. nn_variant is nn
+# emulated runtime headers, plus runtime.c, queue.cpp and threads.cpp. nn_variant is nn
 # (float) or nn_f64 (double). Needs C++ enabled at the top level.
 set(_emu_dir ${CMAKE_CURRENT_LIST_DIR})
 
@@ -11,9 +11,6 @@ function(convnet_emulated_cuda target variant)
   set(out ${CMAKE_CURRENT_BINARY_DIR}/${target}-src)
   file(GLOB cu_files CONFIGURE_DEPENDS ${src}/*.cu)
   file(GLOB c_files CONFIGURE_DEPENDS ${src}/*.c)
-  # The emulated reduce.cuh sits beside the rewritten sources, so their
-  # #include "reduce.cuh" finds it before the real one.
-  configure_file(${_emu_dir}/reduce.cuh ${out}/reduce.cuh COPYONLY)
   set(cpp_files)
   foreach(cu ${cu_files})
     get_filename_component(name ${cu} NAME)
@@ -25,7 +22,7 @@ function(convnet_emulated_cuda target variant)
     list(APPEND cpp_files ${out}/${name}.cpp)
   endforeach()
   add_library(${target} STATIC ${cpp_files} ${c_files} ${_emu_dir}/runtime.c
-              ${_emu_dir}/queue.cpp)
+              ${_emu_dir}/queue.cpp ${_emu_dir}/threads.cpp)
   target_include_directories(${target}
     PUBLIC ${PROJECT_SOURCE_DIR}/nn_cuda/include
     PRIVATE ${_emu_dir}/include ${_emu_dir} ${src})

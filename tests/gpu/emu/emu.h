@@ -3,10 +3,12 @@
  * has turned its launches `k<<<grid, block, shmem, stream>>>(args)` into
  * `emu_launch(grid, block, k, args)`.
  *
- * The emulated device runs every block with ONE thread (blockDim.x == 1),
- * so kernels are checked for their index arithmetic and their results, not
- * for races between threads; reduce.cuh here stands in for the warp-shuffle
- * block reductions. The stream is lazy: launches, copies and GEMMs are
+ * Each block runs its blockDim.x threads (threads.cpp): kernels without
+ * barriers as plain calls, one thread after another; kernels with
+ * __syncthreads or warp shuffles as fibers that switch at each barrier, so
+ * nn_cuda/src/reduce.cuh's block reductions run as written. Warps do not
+ * run in lockstep here: code relying on that without a barrier is not
+ * caught. The stream is lazy: launches, copies and GEMMs are
  * queued and run only when the host waits (stream or event synchronize,
  * cudaFree, cudaFreeHost), so host code that reads a result, or reuses a
  * buffer, before waiting sees what a real asynchronous GPU might show. */
@@ -26,14 +28,27 @@ extern emu_dim blockIdx, threadIdx, blockDim, gridDim;
 
 #define __global__
 #define __device__
+/* Blocks run one after another, so a block's shared memory can be static. */
 #define __shared__ static
 using std::min;
+
+/* threads.cpp */
+void emu_run_grid(unsigned grid, unsigned block, const std::function<void()> &kernel);
+void emu_syncthreads();
+double emu_shfl_down(double v, unsigned delta);
+
+#define __syncthreads() emu_syncthreads()
+template <typename T> T __shfl_down_sync(unsigned mask, T v, unsigned delta)
+{
+    (void)mask; /* nn_cuda always passes the full warp */
+    return (T)emu_shfl_down((double)v, delta);
+}
 
 /* Appends job to the stream (queue.cpp). */
 void emu_enqueue(std::function<void()> job);
 
-/* block is checked as a real launch would (and as reduce.cuh's warp
- * reductions need: a multiple of 32), then each block runs on one thread. */
+/* block is checked as a real launch would, and as reduce.cuh's warp
+ * reductions need (a multiple of 32). */
 template <typename Kernel, typename... Args>
 void emu_launch(unsigned grid, unsigned block, Kernel kernel, Args... args)
 {
@@ -41,15 +56,7 @@ void emu_launch(unsigned grid, unsigned block, Kernel kernel, Args... args)
         fprintf(stderr, "emu: kernel launched with %u blocks of %u threads\n", grid, block);
         abort();
     }
-    emu_enqueue([=] {
-        gridDim.x = grid;
-        blockDim.x = 1;
-        threadIdx.x = 0;
-        for (unsigned b = 0; b < grid; b++) {
-            blockIdx.x = b;
-            kernel(args...);
-        }
-    });
+    emu_enqueue([=] { emu_run_grid(grid, block, [&] { kernel(args...); }); });
 }
 
 #endif
