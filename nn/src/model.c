@@ -468,23 +468,15 @@ nn_status nn_model_forward(nn_model *m, nn_tensor **scores, const nn_tensor *x,
     return NN_OK;
 }
 
-nn_status nn_model_loss(nn_model *m, double *loss, const nn_tensor *x,
-                        const nn_tensor *labels, uint64_t dropout_seed, char *err)
+/* The loss, then the backward pass and L2, from the scores forward left.
+ * A device delivers *data_loss and ss[] at the next synchronize. */
+static nn_status backward(nn_model *m, double *data_loss, double *ss, const nn_tensor *x,
+                          const nn_tensor *labels, char *err)
 {
-    if (!m || !loss || !labels)
-        return nn_fail(err, NN_ERR_ARG, "model, loss or labels is NULL");
-    NN_TRY(check_input(m, x, err));
     const int N = x->shape[0], L = m->spec.num_layers;
-    BK(m, nn_backend_zero(m->b, &m->grads));
-    /* Backward kernels accumulate into activation gradients too; only the
-     * used part of the arena needs zeroing, but one call is simpler and
-     * the arena is small next to the GEMMs. */
-    BK(m, nn_backend_zero(m->b, &m->dact));
-    NN_TRY(forward(m, x, 1, dropout_seed, err));
     layer *last = &m->layers[L - 1];
     nn_tensor dscores = act_view(m, &m->dact, last->s.out, last->act_off, N);
-    double data_loss = 0, ss[MAX_TENSORS] = { 0 };
-    BK(m, nn_backend_softmax_loss(m->b, &data_loss, &dscores, &m->scores, labels));
+    BK(m, nn_backend_softmax_loss(m->b, data_loss, &dscores, &m->scores, labels));
     for (int i = L - 1; i >= 0; i--) {
         layer *l = &m->layers[i];
         nn_tensor out = act_view(m, &m->act, l->s.out, l->act_off, N);
@@ -505,8 +497,31 @@ nn_status nn_model_loss(nn_model *m, double *loss, const nn_tensor *x,
         if (m->t[i].kind == 0)
             BK(m, nn_backend_l2_reg(m->b, &ss[i], &m->t[i].grad, &m->t[i].param,
                                     m->spec.reg));
-    /* The step's one wait for a device: the loss and the sums land here. */
-    BK(m, nn_backend_synchronize(m->b));
+    return NN_OK;
+}
+
+nn_status nn_model_loss(nn_model *m, double *loss, const nn_tensor *x,
+                        const nn_tensor *labels, uint64_t dropout_seed, char *err)
+{
+    if (!m || !loss || !labels)
+        return nn_fail(err, NN_ERR_ARG, "model, loss or labels is NULL");
+    NN_TRY(check_input(m, x, err));
+    BK(m, nn_backend_zero(m->b, &m->grads));
+    /* Backward kernels accumulate into activation gradients too; only the
+     * used part of the arena needs zeroing, but one call is simpler and
+     * the arena is small next to the GEMMs. */
+    BK(m, nn_backend_zero(m->b, &m->dact));
+    NN_TRY(forward(m, x, 1, dropout_seed, err));
+    double data_loss = 0, ss[MAX_TENSORS] = { 0 };
+    nn_status st = backward(m, &data_loss, ss, x, labels, err);
+    /* The step's one wait for a device: the loss and the sums land here.
+     * Also after a failure, so that nothing queued for data_loss or ss
+     * lands after this frame is gone. */
+    nn_status sync = nn_backend_synchronize(m->b);
+    if (st != NN_OK)
+        return st;
+    if (sync != NN_OK)
+        return nn_fail(err, sync, "%s", nn_backend_errmsg(m->b));
     double reg_loss = 0;
     for (int i = 0; i < m->nt; i++)
         reg_loss += ss[i];

@@ -247,13 +247,27 @@ static nn_status dev_alloc(nn_solver *s, nn_tensor *t, size_t n, char *err)
     return NN_OK;
 }
 
-/* The most a split may take on the device (more streams from the host). */
+/* The most a split may take on the device (more streams from the host),
+ * and what must stay free beside it for cuBLAS and the step's temporaries. */
 #define RESIDENT_MAX_BYTES ((size_t)4 << 30)
+#define RESIDENT_HEADROOM_BYTES ((size_t)256 << 20)
+
+/* Allocates t (shape set) on the device; NN_ERR_NOMEM is returned quietly
+ * (the caller streams instead), other failures with their message. */
+static nn_status try_alloc(nn_solver *s, nn_tensor *t, char *err)
+{
+    nn_status st = nn_backend_alloc(s->b, t);
+    if (st != NN_OK && st != NN_ERR_NOMEM)
+        return nn_fail(err, st, "%s", nn_backend_errmsg(s->b));
+    return st;
+}
 
 /* Uploads split's images, normalised, and labels for nn_backend_gather, a
- * batch at a time through the host batch buffers. Leaves r->x.data NULL
- * (streaming) when the backend has no gather, the split is empty or too
- * big, or the device is out of memory. */
+ * batch at a time through the host batch buffers. Best effort, after
+ * everything training needs is allocated: leaves r->x.data NULL (the split
+ * streams from the host) when the backend has no gather, the split is
+ * empty or too big, or the device would be left with less than the
+ * headroom. Plans carry indices as nn_real, exact up to 2^24 in float. */
 static nn_status make_resident(nn_solver *s, struct resident *r, const nn_split *split,
                                char *err)
 {
@@ -261,29 +275,33 @@ static nn_status make_resident(nn_solver *s, struct resident *r, const nn_split 
     const size_t img = (size_t)mc->channels * mc->height * mc->width;
     r->split = split;
     if (split->count < 1 || !nn_backend_supports(s->b, NN_OP_GATHER) ||
-        (size_t)split->count * img * sizeof(nn_real) > RESIDENT_MAX_BYTES)
+        (size_t)split->count * img * sizeof(nn_real) > RESIDENT_MAX_BYTES ||
+        (sizeof(nn_real) == 4 && split->count > (1 << 24)))
         return NN_OK;
     nn_status st;
-    if (!s->plan_dev.data) {
+    if (!s->plan_host.data) {
         s->plan_host = nn_tensor_2d(malloc(sizeof(nn_real) * 4 * (size_t)mc->max_batch),
                                     mc->max_batch, 4);
         if (!s->plan_host.data)
             return nn_fail(err, NN_ERR_NOMEM, "out of memory");
+    }
+    if (!s->plan_dev.data) {
         s->plan_dev = s->plan_host;
         s->plan_dev.data = NULL;
-        if ((st = nn_backend_alloc(s->b, &s->plan_dev)))
-            return nn_fail(err, st, "%s", nn_backend_errmsg(s->b));
+        if ((st = try_alloc(s, &s->plan_dev, err)))
+            return st == NN_ERR_NOMEM ? NN_OK : st;
     }
     r->x = nn_tensor_4d(NULL, split->count, mc->channels, mc->height, mc->width);
     r->y = nn_tensor_1d(NULL, split->count);
-    st = nn_backend_alloc(s->b, &r->x);
-    if (st == NN_OK)
-        st = nn_backend_alloc(s->b, &r->y);
+    nn_tensor room = nn_tensor_1d(NULL, (int)(RESIDENT_HEADROOM_BYTES / sizeof(nn_real)));
+    if ((st = try_alloc(s, &r->x, err)) == NN_OK && (st = try_alloc(s, &r->y, err)) == NN_OK)
+        st = try_alloc(s, &room, err);
+    nn_backend_release(s->b, &room);
     if (st != NN_OK) {
         nn_backend_release(s->b, &r->x);
         nn_backend_release(s->b, &r->y);
         r->x.data = r->y.data = NULL;
-        return st == NN_ERR_NOMEM ? NN_OK : nn_fail(err, st, "%s", nn_backend_errmsg(s->b));
+        return st == NN_ERR_NOMEM ? NN_OK : st;
     }
     for (int i0 = 0; i0 < split->count; i0 += mc->max_batch) {
         const int n = split->count - i0 < mc->max_batch ? split->count - i0 : mc->max_batch;
@@ -382,15 +400,15 @@ nn_status nn_solver_create(nn_solver **out, nn_model *m, const nn_split *train,
             goto fail;
         }
         s->dev_owned = 1;
-        if ((st = make_resident(s, &s->res[0], &s->train, err)) ||
-            (st = make_resident(s, &s->res[1], &s->val, err)))
-            goto fail;
     }
     const size_t P = nn_model_num_params(m);
     const size_t slots = (size_t)nn_optim_state_slots(cfg->optim.rule);
     if ((st = dev_alloc(s, &s->state, slots * P, err)) ||
         (st = dev_alloc(s, &s->best_params, P, err)) ||
         (st = dev_alloc(s, &s->best_buffers, nn_model_buffers(m)->size, err)))
+        goto fail;
+    if (s->dev_owned && ((st = make_resident(s, &s->res[0], &s->train, err)) ||
+                         (st = make_resident(s, &s->res[1], &s->val, err))))
         goto fail;
     *out = s;
     return NN_OK;
@@ -438,8 +456,13 @@ void nn_solver_free(nn_solver *s)
 static nn_status load_batch(nn_solver *s, const nn_split *split, const int *idx, int n,
                             const nn_augment *aug, char *err)
 {
-    const struct resident *r = &s->res[split == &s->val];
-    if (r->split == split && r->x.data) {
+    /* By content: callers of nn_solver_accuracy pass their own copies. */
+    const struct resident *r = NULL;
+    for (int k = 0; k < 2 && !r; k++)
+        if (s->res[k].x.data && s->res[k].split->data == split->data &&
+            s->res[k].split->begin == split->begin && s->res[k].split->count == split->count)
+            r = &s->res[k];
+    if (r) {
         nn_real *plan = s->plan_host.data;
         for (int j = 0; j < n; j++) {
             int dy, dx, flip;

@@ -4,8 +4,10 @@
  * kernels' rules and messages (but requiring NN_DEVICE_CUDA), then calls a
  * launcher from the .cu files with raw device pointers. No kernels here.
  *
- * Everything is queued on the context's stream; only copies to the host and
- * ops that return a value to the host (softmax loss, L2 sum) wait for it. */
+ * Everything is queued on the context's stream. Copies to the host, large
+ * copies to the device and synchronize wait for it; results for the host
+ * (softmax loss, L2 sum) wait in device slots until synchronize, or until
+ * all NN_CUDA_SLOTS are taken. */
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>

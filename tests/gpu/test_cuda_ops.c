@@ -635,7 +635,23 @@ static void test_gather(nn_backend *g)
         flipped += flip;
     }
     printf("%d of %d images shifted, %d flipped\n", shifted, N, flipped);
+    if (shifted == 0 || flipped == 0) {
+        printf("FAIL: the draws shifted %d and flipped %d images: nothing to compare\n",
+               shifted, flipped);
+        failures++;
+    }
     upload(g, &plan);
+    /* NaN in the outputs first: every element must be written */
+    nn_tensor *nan_x = nn_tensor_create(4, (int[]){ N, C, H, W });
+    nn_tensor *nan_y = nn_tensor_create(1, (int[]){ N });
+    for (size_t i = 0; i < nan_x->size; i++)
+        nan_x->data[i] = (nn_real)NAN;
+    for (int j = 0; j < N; j++)
+        nan_y->data[j] = (nn_real)NAN;
+    GPU(g, nn_tensor_copy(g, &x.d, nan_x));
+    GPU(g, nn_tensor_copy(g, &y.d, nan_y));
+    nn_tensor_free(nan_x);
+    nn_tensor_free(nan_y);
     GPU(g, nn_backend_gather(g, &x.d, &y.d, &images.d, &labels.d, &plan.d));
     check(g, "gather x", &x, 0, 0);
     check(g, "gather y", &y, 0, 0);
@@ -684,9 +700,12 @@ static void test_plumbing(nn_backend *g)
     /* A copy to the device returns before the device has read the host
      * buffer (it went through a staging buffer): reusing the buffer at
      * once must not change what arrives. Three copies cycle through both
-     * staging buffers; 5M elements take the waiting path. */
-    for (int big = 0; big < 2; big++) {
-        const int n = big ? 5 << 20 : 1000;
+     * staging buffers. */
+    /* 1000 elements fit the first staging buffers, 100000 make them grow,
+     * 5M (over 16 MiB) take the waiting path. */
+    const int sizes[] = { 1000, 100000, 5 << 20 };
+    for (int si = 0; si < 3; si++) {
+        const int n = sizes[si];
         pair c[3] = { MAKE(g, 0, 0, n), MAKE(g, 0, 0, n), MAKE(g, 0, 0, n) };
         nn_tensor *src = nn_tensor_create(1, (int[]){ n });
         for (int k = 0; k < 3; k++) {

@@ -100,8 +100,9 @@ nn_status nn_backend_linear_backward(nn_backend *b, nn_tensor *dinp,
  * the host, and like *sumsq below it is written when the work is done: at
  * once on the CPU, by the next nn_backend_synchronize() on a device, so a
  * training step waits for the device once. Keep it valid until then. A
- * label outside 0..M-1 is NN_ERR_ARG, from this call on the CPU and from
- * that nn_backend_synchronize() on a device. */
+ * label outside 0..M-1 is NN_ERR_ARG, from this call on the CPU and on a
+ * device from the call that delivers the loss: that synchronize, or a later
+ * softmax_loss or l2_reg that found the backend's result slots full. */
 nn_status nn_backend_softmax_loss(nn_backend *b, double *loss,
                                   nn_tensor *dscores, const nn_tensor *scores,
                                   const nn_tensor *labels);

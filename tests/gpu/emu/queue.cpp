@@ -18,11 +18,19 @@ extern "C" void emu_enqueue_c(void (*fn)(void *), void *arg)
     emu_enqueue([=] { fn(arg); });
 }
 
+/* Runs the oldest job; false when there is none. */
+extern "C" bool emu_run_one(void)
+{
+    if (queue.empty())
+        return false;
+    std::function<void()> job = std::move(queue.front());
+    queue.pop_front();
+    job();
+    return true;
+}
+
 extern "C" void emu_drain(void)
 {
-    while (!queue.empty()) {
-        std::function<void()> job = std::move(queue.front());
-        queue.pop_front();
-        job();
+    while (emu_run_one()) {
     }
 }

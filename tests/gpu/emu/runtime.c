@@ -2,7 +2,8 @@
  * nn_cuda against: one device, host memory as device memory (filled with
  * 0xA5 bytes, as uninitialised GPU memory holds garbage), and a lazy stream
  * (emu.h). Copies, memsets and GEMMs are queued like kernels; waits run
- * the queue. GEMMs are column-major reference loops that check cuBLAS's
+ * the queue (an event wait, up to its marker). Copies are checked against
+ * their kind. GEMMs are column-major reference loops that check cuBLAS's
  * leading-dimension rules and read alpha and beta at the call, as cuBLAS
  * does with host scalars. */
 #include <stdio.h>
@@ -11,7 +12,10 @@
 #include "cublas_v2.h"
 #include "cuda_runtime_api.h"
 
+#include <stdbool.h>
+
 void emu_enqueue_c(void (*fn)(void *), void *arg); /* queue.cpp */
+bool emu_run_one(void);
 void emu_drain(void);
 
 static cudaError_t last = cudaSuccess;
@@ -78,49 +82,96 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s)
     return cudaSuccess;
 }
 
-/* An event is a point in the one stream; waiting for it runs the whole
- * queue, which a fast real device could also have done by then. */
+/* An event is a marker queued in the stream: waiting for it runs the queue
+ * up to the marker and no further, so work queued after the record is
+ * still pending, as on a device that has just got there. An event never
+ * recorded is complete at once. */
+struct emu_event {
+    long pending; /* markers queued and not yet reached */
+};
+
+static void reach(void *arg)
+{
+    ((struct emu_event *)arg)->pending--;
+}
+
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
 {
     (void)flags;
-    *e = xmalloc(1);
+    *e = xmalloc(sizeof **e);
+    (*e)->pending = 0;
     return cudaSuccess;
 }
 
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
-    (void)e;
     (void)s;
+    e->pending++;
+    emu_enqueue_c(reach, e);
     return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e)
 {
-    (void)e;
-    emu_drain();
+    while (e->pending > 0 && emu_run_one()) {
+    }
     return cudaSuccess;
 }
 
 cudaError_t cudaEventDestroy(cudaEvent_t e)
 {
+    emu_drain(); /* its markers must not reach freed memory */
     free(e);
     return cudaSuccess;
 }
 
 /* ---- memory ------------------------------------------------------------ */
 
+/* Device allocations, so that a copy can be checked against its kind. */
+static struct range {
+    const char *p;
+    size_t n;
+} *device;
+static size_t ndevice, capdevice;
+
+static int on_device(const void *p, size_t n)
+{
+    for (size_t i = 0; i < ndevice; i++)
+        if ((const char *)p >= device[i].p && (const char *)p + n <= device[i].p + device[i].n)
+            return 1;
+    return 0;
+}
+
 cudaError_t cudaMalloc(void **p, size_t n)
 {
+    if (ndevice == capdevice) {
+        struct range *d = realloc(device, sizeof *d * (capdevice ? 2 * capdevice : 64));
+        if (!d)
+            return fail(cudaErrorMemoryAllocation);
+        device = d;
+        capdevice = capdevice ? 2 * capdevice : 64;
+    }
     *p = malloc(n ? n : 1);
     if (!*p)
         return fail(cudaErrorMemoryAllocation);
     memset(*p, 0xA5, n);
+    device[ndevice++] = (struct range){ *p, n ? n : 1 };
     return cudaSuccess;
 }
 
 cudaError_t cudaFree(void *p)
 {
     emu_drain(); /* cudaFree waits for the device */
+    for (size_t i = 0; p && i < ndevice; i++)
+        if (device[i].p == p) {
+            device[i] = device[--ndevice];
+            break;
+        }
+    if (ndevice == 0) {
+        free(device);
+        device = NULL;
+        capdevice = 0;
+    }
     free(p);
     return cudaSuccess;
 }
@@ -162,11 +213,19 @@ static void queue_copy(void *dst, const void *src, size_t n, int value)
     emu_enqueue_c(run_copy, j);
 }
 
+/* Both ends must be where kind says: a mix-up that host memory standing in
+ * for device memory would hide. */
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind,
                             cudaStream_t s)
 {
-    (void)kind;
     (void)s;
+    const int want_dst = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    const int want_src = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if (n > 0 && (on_device(dst, n) != want_dst || on_device(src, n) != want_src)) {
+        fprintf(stderr, "emu: cudaMemcpyAsync kind %d from %s to %s memory\n", (int)kind,
+                on_device(src, n) ? "device" : "host", on_device(dst, n) ? "device" : "host");
+        return fail(cudaErrorInvalidValue);
+    }
     queue_copy(dst, src, n, -1);
     return cudaSuccess;
 }
@@ -174,6 +233,10 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
 cudaError_t cudaMemsetAsync(void *dst, int v, size_t n, cudaStream_t s)
 {
     (void)s;
+    if (n > 0 && !on_device(dst, n)) {
+        fprintf(stderr, "emu: cudaMemsetAsync on host memory\n");
+        return fail(cudaErrorInvalidValue);
+    }
     queue_copy(dst, NULL, n, v & 0xff);
     return cudaSuccess;
 }
