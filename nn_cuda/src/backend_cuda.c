@@ -712,8 +712,6 @@ static nn_status cuda_l2_reg(void *vc, double *sumsq, nn_tensor *grad,
     return nn_cuda_l2_reg(vc, sumsq, grad->data, param->data, param->size, reg, err);
 }
 
-/* ---- the backend ------------------------------------------------------ */
-
 /* ---- minibatch gather ---------------------------------------------------- */
 
 static nn_status cuda_gather(void *vc, nn_tensor *x, nn_tensor *y, const nn_tensor *images,
@@ -732,6 +730,8 @@ static nn_status cuda_gather(void *vc, nn_tensor *x, nn_tensor *y, const nn_tens
     return nn_cuda_gather(c, x->data, y->data, images->data, labels->data, plan->data, n,
                           count, C, H, W, err);
 }
+
+/* ---- the backend ------------------------------------------------------ */
 
 static const nn_backend_ops cuda_ops = {
     .name = "cuda",
